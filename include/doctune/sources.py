@@ -1,0 +1,107 @@
+"""Sync: clone or fetch a library's git repository into the workspace cache and pin one commit."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from doctune.config import LibraryConfig, Settings
+from doctune.errors import DoctuneError
+
+log = logging.getLogger(__name__)
+
+# Hooks of a cloned repository never run: point git at an empty hooks folder for every command.
+SAFE_GIT_CONFIG = ["core.hooksPath=/dev/null", "protocol.ext.allow=never"]
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    library: str
+    commit: str
+    path: str
+    surface_hash: str
+    changed: bool
+    dataset_version: int | None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def redact_url(url: str) -> str:
+    """Hide credentials embedded in a URL (https://user:token@host) before it reaches a log or an error."""
+    return re.sub(r"(?<=://)[^/@\s]+@", "***@", url)
+
+
+def _explain_git_failure(url: str, branch: str, stderr: str) -> str:
+    shown = redact_url(url)
+    text = stderr.lower()
+    if "remote branch" in text and "not found" in text or "couldn't find remote ref" in text:
+        return (f"branch {branch!r} does not exist in {shown}: set 'branch' in the library config "
+                "to an existing branch")
+    if any(s in text for s in ("does not appear to be a git repository", "not found", "could not read from remote",
+                               "does not exist", "unable to access", "could not resolve host")):
+        return (f"repository {shown} does not exist or is unreachable: check 'repo_url' in the library config, "
+                "the network and the git credentials")
+    return f"git failed on {shown} (branch {branch!r}): {redact_url(stderr.strip())}"
+
+
+def sync_repository(library: LibraryConfig, settings: Settings, commit: str | None = None) -> tuple[Path, str]:
+    """Make the workspace copy of ``library`` match its remote branch (or ``commit`` on it); return (tree, sha)."""
+    import git
+
+    dest = settings.path("workspaces", library.name) / "repo"
+    env = {"GIT_TERMINAL_PROMPT": "0"}  # a missing credential must fail, not hang waiting for a prompt
+    try:
+        if not (dest / ".git").is_dir():
+            # Clone into a temporary sibling first: a failed clone never leaves a half-filled cache.
+            with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".clone-") as tmp:
+                staging = Path(tmp) / "repo"
+                log.info("cloning %s (branch %s)", redact_url(library.repo_url), library.branch)
+                repo = git.Repo.clone_from(library.repo_url, staging, branch=library.branch, env=env,
+                                           multi_options=[f"--config={c}" for c in SAFE_GIT_CONFIG],
+                                           allow_unsafe_options=True)  # our own options, not user input
+                if not repo.head.is_valid():
+                    raise DoctuneError(f"repository {redact_url(library.repo_url)} is empty: push at least one "
+                                       f"commit to branch {library.branch!r}")
+                if dest.exists():
+                    shutil.rmtree(dest)
+                staging.rename(dest)
+        repo = git.Repo(dest)
+        with repo.git.custom_environment(**env):
+            repo.remotes.origin.set_url(library.repo_url)
+            log.info("fetching %s (branch %s)", redact_url(library.repo_url), library.branch)
+            repo.git.fetch("origin", f"+refs/heads/{library.branch}:refs/remotes/origin/{library.branch}")
+            repo.git.checkout("--force", "-B", library.branch, commit or f"origin/{library.branch}")
+            repo.git.clean("-ffdx")
+        head = repo.head.commit.hexsha
+    except git.GitCommandError as exc:
+        raise DoctuneError(_explain_git_failure(library.repo_url, library.branch, str(exc.stderr))) from None
+    return dest, head
+
+
+def sync(library: LibraryConfig, settings: Settings) -> SyncResult:
+    """Pull the library, fingerprint its doc surface and record the snapshot.
+
+    ``changed`` is False when the doc surface (docs, docstrings, public signatures) equals the one the
+    latest dataset version was built from: then nothing downstream needs to run.
+    """
+    from doctune.corpus import extract
+    from doctune.registry import Registry
+
+    registry = Registry.open(settings)
+    tree, commit = sync_repository(library, settings)
+    surface = extract(tree, library)
+    registry.record_snapshot(library.name, commit, surface.fingerprint)
+    latest = registry.latest_dataset(library.name)
+    changed = latest is None or latest.surface_hash != surface.fingerprint
+    if changed:
+        log.info("%s at %s: doc surface changed (%d units)", library.name, commit[:12], len(surface.units))
+    else:
+        log.info("%s at %s: doc surface unchanged since dataset v%d; nothing to rebuild",
+                 library.name, commit[:12], latest.version if latest else 0)
+    return SyncResult(library=library.name, commit=commit, path=str(tree), surface_hash=surface.fingerprint,
+                      changed=changed, dataset_version=latest.version if latest else None)
