@@ -200,8 +200,9 @@ PHRASINGS = {
     "signature": ["What is the signature of `{name}`?", "How is `{name}` declared?",
                   "Show me the signature of `{name}` from {lib}."],
     "purpose": ["What does `{name}` do?", "Explain `{name}` in {lib}.", "What is `{name}` for?"],
-    "which": ["Which {lib} API should I use to {task}?", "In {lib}, how do I {task}?",
-              "What is the {lib} function or class to {task}?"],
+    "which": ["Which {lib} function should I use to {task}?", "In {lib}, how do I {task}?",
+              "What is the {lib} function to {task}?"],
+    "which_class": ["Which {lib} class is {task}?", "What is the name of the {lib} class for {task}?"],
     "params": ["What parameters does `{name}` take?", "Which arguments does `{name}` accept?"],
     "example": ["Show an example that uses `{name}`.", "Give me a short code example with `{name}`."],
     "doc": ["What does the {lib} documentation say about {title}?", "Explain {title} in {lib}.",
@@ -241,7 +242,8 @@ def generate_pairs(unit: Unit, lib: str) -> list[dict[str, Any]]:
         pairs.append(_pair(unit, "purpose", _pick(unit.key, "purpose").format(**fmt),
                            f"`{name}`: {unit.text.strip()}\n\nSignature:\n{code}"))
         if summary:
-            question = _pick(unit.key, "which").format(lib=lib, task=_task_phrase(summary))
+            kind = "which_class" if unit.signature.startswith("class ") else "which"
+            question = _pick(unit.key, kind).format(lib=lib, task=_task_phrase(summary))
             pairs.append(_pair(unit, "which", question, f"Use `{name}`:\n{code}\n\n{summary}",
                                expect={"name": name.rsplit(".", 1)[-1], "params": list(unit.params)}))
         if unit.params:

@@ -158,13 +158,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def migrate(url: str) -> None:
     """Bring the registry schema to the latest alembic revision (idempotent)."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin and revision is noise in logs
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per revision is noise in task logs
     command.upgrade(cfg, "head")
 
 
@@ -255,6 +255,10 @@ class Registry:
             run = s.get_one(TrainingRun, run_id)
             run.status, run.steps, run.train_loss, run.error = status, steps, train_loss, error
             run.finished_at = utcnow()
+
+    def run(self, run_id: int) -> TrainingRun:
+        with self.transaction() as s:
+            return s.get_one(TrainingRun, run_id)
 
     def add_adapter(self, *, library: str, training_run_id: int, dataset_version: int, base_model: str,
                     staged: Path, rank: int, sha256: str) -> Adapter:

@@ -1,0 +1,210 @@
+"""``doctune``: one command whose subcommands call the same functions the Airflow operators call."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from doctune.config import Settings, TrainParams, get_library
+from doctune.errors import DoctuneError
+
+app = typer.Typer(help="Keep a coding LLM fluent in your private library.", no_args_is_help=True)
+db_app = typer.Typer(help="The registry database.", no_args_is_help=True)
+corpus_app = typer.Typer(help="Instruction datasets built from a library's docs and code.", no_args_is_help=True)
+serve_app = typer.Typer(help="Local vLLM and gateway processes (demo and development).", no_args_is_help=True)
+models_app = typer.Typer(help="Built-in base models.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(corpus_app, name="corpus")
+app.add_typer(serve_app, name="serve")
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+out = Console()
+
+Library = Annotated[str, typer.Argument(help="Library name (its config file is <name>.yaml).")]
+
+
+@app.callback()
+def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False, markup=False)])
+    for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "git", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the registry schema (idempotent)."""
+    from doctune.registry import Registry
+
+    settings = Settings()
+    Registry.open(settings)
+    out.print(f"registry at {settings.registry_url.split('@')[-1]} is up to date")
+
+
+@app.command("sync")
+def sync_cmd(library: Library) -> None:
+    """Clone or fetch the library and say whether its doc surface changed."""
+    from doctune.sources import sync
+
+    settings = Settings()
+    result = sync(get_library(settings, library), settings)
+    out.print(f"{library} at {result.commit[:12]}: doc surface {'changed' if result.changed else 'unchanged'}")
+
+
+@corpus_app.command("build")
+def corpus_build(library: Library,
+                 force: Annotated[bool, typer.Option(help="Build even if the doc surface is unchanged.")] = False,
+                 commit: Annotated[str | None, typer.Option(help="Commit to build from (default: branch head).")]
+                 = None) -> None:
+    """Build a dataset version from the library's current commit."""
+    from doctune.corpus import build
+
+    settings = Settings()
+    with console.status(f"building the corpus of {library}"):
+        info = build(get_library(settings, library), settings, commit=commit, force=force)
+    out.print(f"dataset v{info.version} ({info.status}): {info.n_train} train / {info.n_eval} eval pairs "
+              f"from {info.commit[:12]} in {info.path}")
+
+
+@app.command("train")
+def train_cmd(library: Library,
+              dataset_version: Annotated[int | None, typer.Option(help="Dataset version (default: latest).")] = None,
+              max_steps: Annotated[int | None, typer.Option(help="Override max_steps.")] = None,
+              learning_rate: Annotated[float | None, typer.Option(help="Override the learning rate.")] = None,
+              lora_rank: Annotated[int | None, typer.Option(help="Override the LoRA rank.")] = None) -> None:
+    """Train a LoRA adapter and register it as a candidate."""
+    from doctune.train import train
+
+    settings = Settings()
+    lib = get_library(settings, library)
+    overrides = {k: v for k, v in {"max_steps": max_steps, "learning_rate": learning_rate,
+                                   "lora_rank": lora_rank}.items() if v is not None}
+    params = TrainParams.model_validate(lib.train.model_dump() | overrides)
+    result = train(lib, settings, dataset_version=dataset_version, params=params)
+    out.print(f"adapter v{result.adapter_version}: {result.steps} steps, final loss {result.train_loss:.4f}, "
+              f"{result.adapter_path}")
+
+
+@app.command("eval")
+def eval_cmd(library: Library, version: Annotated[int, typer.Argument(help="Adapter version.")]) -> None:
+    """Evaluate an adapter against production and the base model, and record the gate's decision."""
+    from doctune.evaluate import evaluate
+
+    settings = Settings()
+    result = evaluate(get_library(settings, library), settings, version)
+    table = Table("model", *next(iter(result.metrics.values())).keys(), title=f"{library} v{version}")
+    for role, metrics in result.metrics.items():
+        table.add_row(role, *(f"{v:.4f}" for v in metrics.values()))
+    out.print(table)
+    out.print(f"decision: [bold]{result.decision}[/]")
+    for reason in result.reasons:
+        out.print(f"  - {reason}")
+
+
+@app.command("deploy")
+def deploy_cmd(library: Library, version: Annotated[int, typer.Argument(help="Adapter version.")]) -> None:
+    """Load an adapter into vLLM, smoke-test it and point the stable name at it."""
+    from doctune.serve import deploy, ensure_gateway
+
+    settings = Settings()
+    result = deploy(get_library(settings, library), settings, version)
+    ensure_gateway(settings)
+    out.print(f"{library} now answers with {result.served_name} (previous: v{result.previous})")
+
+
+@app.command("ask")
+def ask_cmd(model: Annotated[str, typer.Argument(help="Stable name, <lib>@v<N> or the base model name.")],
+            question: Annotated[str, typer.Argument(help="The question.")],
+            max_tokens: Annotated[int, typer.Option(help="Longest answer.")] = 256) -> None:
+    """Ask a served model through the gateway, as an IDE would (OpenAI-compatible API)."""
+    from doctune.serve import ask
+
+    out.print(ask(Settings(), model, question, max_tokens=max_tokens))
+
+
+@app.command("status")
+def status_cmd(library: Library) -> None:
+    """Datasets, adapters and the stable name of a library."""
+    from doctune.registry import Registry
+
+    settings = Settings()
+    get_library(settings, library)
+    registry = Registry.open(settings)
+    production = registry.production(library)
+    latest = registry.latest_dataset(library)
+    out.print(f"[bold]{library}[/]: production {production.served_name if production else 'base model'}; "
+              f"latest dataset {f'v{latest.version} ({latest.commit[:12]})' if latest else 'none'}")
+    table = Table("adapter", "dataset", "status", "base model", "path")
+    for adapter in registry.adapters(library):
+        table.add_row(f"v{adapter.version}", f"v{adapter.dataset_version}", adapter.status, adapter.base_model,
+                      adapter.path)
+    out.print(table)
+
+
+@serve_app.command("start")
+def serve_start(library: Library) -> None:
+    """Start vLLM (with the production adapters preloaded) for a library's base model, and the gateway."""
+    from doctune.serve import ensure_gateway, ensure_vllm
+
+    settings = Settings()
+    with console.status("starting vLLM and the gateway"):
+        ensure_vllm(settings, get_library(settings, library))
+        ensure_gateway(settings)
+    out.print(f"vLLM at {settings.vllm_url}, gateway (for clients) at {settings.gateway_url}/v1")
+
+
+@serve_app.command("stop")
+def serve_stop() -> None:
+    """Stop the local vLLM and gateway processes."""
+    from doctune.serve import stop_server
+
+    settings = Settings()
+    for name in ("gateway", "vllm"):
+        out.print(f"{name}: {'stopped' if stop_server(settings, name) else 'not running'}")
+
+
+@models_app.command("prepare")
+def models_prepare(name: Annotated[str, typer.Argument(help="tiny-llama or smollm2-135m-instruct.")]) -> None:
+    """Build or convert a built-in base model once (cached under DOCTUNE_HOME/models)."""
+    from doctune.models import resolve_base_model
+
+    with console.status(f"preparing {name}"):
+        path = resolve_base_model(name, Settings())
+    out.print(path)
+
+
+@app.command("gateway")
+def gateway_cmd(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+                port: Annotated[int, typer.Option(help="Port.")] = 8100) -> None:
+    """Run the OpenAI-compatible gateway in the foreground (containers use this)."""
+    from doctune.gateway import main as gateway_main
+
+    gateway_main(["--host", host, "--port", str(port)])
+
+
+@app.command("demo")
+def demo_cmd(base_model: Annotated[str, typer.Option(help="Base model of the demo library.")]
+             = "smollm2-135m-instruct",
+             max_steps: Annotated[int, typer.Option(help="Training steps.")] = 100,
+             edit_docs: Annotated[bool, typer.Option(help="Commit a doc change to the demo library first, "
+                                                     "so this run builds and promotes a new version.")] = False
+             ) -> None:
+    """Run the whole loop through Airflow on the bundled demo library, and print a summary."""
+    from doctune.demo import run_demo
+
+    run_demo(Settings(), base_model=base_model, max_steps=max_steps, edit_docs=edit_docs, console=out)
+
+
+def main() -> None:
+    try:
+        app()
+    except DoctuneError as exc:
+        console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        sys.exit(1)
+

