@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
+from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param
 from airflow.sdk.exceptions import AirflowFailException
-from airflow.providers.standard.operators.python import PythonOperator
 
 from doctune.config import LibraryConfig, Settings, library_files, load_library
 from doctune.errors import DoctuneError
@@ -41,14 +41,22 @@ def _pull(task_id: str, key: str) -> str:
 def _train_form(library: LibraryConfig) -> dict[str, Param]:
     p = library.train
     return {
-        "force_rebuild": Param(False, type="boolean", description="Build a dataset and retrain even if docs are unchanged."),
-        "learning_rate": Param(p.learning_rate, type="number", minimum=1e-6, maximum=1e-2, description="Peak learning rate."),
+        "force_rebuild": Param(
+            False, type="boolean", description="Build a dataset and retrain even if docs are unchanged."
+        ),
+        "learning_rate": Param(
+            p.learning_rate, type="number", minimum=1e-6, maximum=1e-2, description="Peak learning rate."
+        ),
         "batch_size": Param(p.batch_size, type="integer", minimum=1, maximum=256, description="Examples per step."),
         "max_steps": Param(p.max_steps, type="integer", minimum=1, maximum=100000, description="Optimizer steps."),
         "lora_rank": Param(p.lora_rank, type="integer", minimum=1, maximum=256, description="LoRA rank r."),
-        "lora_alpha": Param(p.lora_alpha, type="integer", minimum=1, maximum=1024, description="LoRA alpha (1-2x rank)."),
+        "lora_alpha": Param(
+            p.lora_alpha, type="integer", minimum=1, maximum=1024, description="LoRA alpha (1-2x rank)."
+        ),
         "lora_dropout": Param(p.lora_dropout, type="number", minimum=0, maximum=0.9, description="LoRA dropout."),
-        "max_seq_length": Param(p.max_seq_length, type="integer", minimum=32, maximum=32768, description="Max tokens per example."),
+        "max_seq_length": Param(
+            p.max_seq_length, type="integer", minimum=32, maximum=32768, description="Max tokens per example."
+        ),
     }
 
 
@@ -67,16 +75,31 @@ def retrain_dag(library: LibraryConfig) -> DAG:
         tags=["doctune", library.name],
     ) as dag:
         sync = SyncOperator(task_id="sync", library=library.name)
-        corpus = CorpusOperator(task_id="build_corpus", library=library.name, commit=_pull("sync", "commit"),
-                                force="{{ params.force_rebuild }}")
+        corpus = CorpusOperator(
+            task_id="build_corpus",
+            library=library.name,
+            commit=_pull("sync", "commit"),
+            force="{{ params.force_rebuild }}",
+        )
         overrides = {k: f"{{{{ params.{k} }}}}" for k in _train_form(library) if k != "force_rebuild"}
-        train = TrainOperator(task_id="train", library=library.name, dataset_version=_pull("build_corpus", "version"),
-                              overrides=overrides, queue="gpu", pool="gpu",
-                              execution_timeout=timedelta(hours=6))
-        evaluate = EvaluateOperator(task_id="evaluate", library=library.name,
-                                    adapter_version=_pull("train", "adapter_version"))
-        deploy = DeployOperator(task_id="deploy", library=library.name, adapter_version=_pull("train", "adapter_version"),
-                       decision=_pull("evaluate", "decision"))
+        train = TrainOperator(
+            task_id="train",
+            library=library.name,
+            dataset_version=_pull("build_corpus", "version"),
+            overrides=overrides,
+            queue="gpu",
+            pool="gpu",
+            execution_timeout=timedelta(hours=6),
+        )
+        evaluate = EvaluateOperator(
+            task_id="evaluate", library=library.name, adapter_version=_pull("train", "adapter_version")
+        )
+        deploy = DeployOperator(
+            task_id="deploy",
+            library=library.name,
+            adapter_version=_pull("train", "adapter_version"),
+            decision=_pull("evaluate", "decision"),
+        )
         sync >> corpus >> train >> evaluate >> deploy
     return dag
 
@@ -85,9 +108,14 @@ def broken_config_dag(name: str, error: str) -> DAG:
     def fail() -> None:
         raise AirflowFailException(error)
 
-    with DAG(dag_id=f"doctune_retrain__{name}", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-             doc_md=f"**This library's config is invalid**: {error}", default_args=DEFAULT_ARGS,
-             tags=["doctune", "broken-config"]) as dag:
+    with DAG(
+        dag_id=f"doctune_retrain__{name}",
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        doc_md=f"**This library's config is invalid**: {error}",
+        default_args=DEFAULT_ARGS,
+        tags=["doctune", "broken-config"],
+    ) as dag:
         PythonOperator(task_id="config_error", python_callable=fail, retries=0)
     return dag
 

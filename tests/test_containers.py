@@ -93,9 +93,9 @@ def _queues(command: list[str] | str) -> list[str]:
 
 
 def _has_nvidia_gpu(service: str) -> bool:
-    devices = (
-        ((_services()[service].get("deploy") or {}).get("resources") or {}).get("reservations") or {}
-    ).get("devices") or []
+    devices = (((_services()[service].get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get(
+        "devices"
+    ) or []
     return any(
         d.get("driver") == "nvidia" and "gpu" in (d.get("capabilities") or []) and d.get("count") in (1, "1")
         for d in devices
@@ -196,9 +196,7 @@ def test_airflow_services_share_secrets_and_executor() -> None:
     for name in airflow:
         env = _env(name)
         assert env.get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor", name
-        assert (
-            env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL") == "http://airflow-apiserver:8080/execution/"
-        )
+        assert env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL") == "http://airflow-apiserver:8080/execution/"
         assert env.get("AIRFLOW__CORE__LOAD_EXAMPLES") == "false", name
         assert env.get("DOCTUNE_DATABASE_URL", "").endswith("@postgres:5432/doctune"), name
 

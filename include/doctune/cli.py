@@ -31,8 +31,11 @@ Library = Annotated[str, typer.Argument(help="Library name (its config file is <
 
 @app.callback()
 def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False, markup=False)])
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, markup=False)],
+    )
     for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "git", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -58,37 +61,47 @@ def sync_cmd(library: Library) -> None:
 
 
 @corpus_app.command("build")
-def corpus_build(library: Library,
-                 force: Annotated[bool, typer.Option(help="Build even if the doc surface is unchanged.")] = False,
-                 commit: Annotated[str | None, typer.Option(help="Commit to build from (default: branch head).")]
-                 = None) -> None:
+def corpus_build(
+    library: Library,
+    force: Annotated[bool, typer.Option(help="Build even if the doc surface is unchanged.")] = False,
+    commit: Annotated[str | None, typer.Option(help="Commit to build from (default: branch head).")] = None,
+) -> None:
     """Build a dataset version from the library's current commit."""
     from doctune.corpus import build
 
     settings = Settings()
     with console.status(f"building the corpus of {library}"):
         info = build(get_library(settings, library), settings, commit=commit, force=force)
-    out.print(f"dataset v{info.version} ({info.status}): {info.n_train} train / {info.n_eval} eval pairs "
-              f"from {info.commit[:12]} in {info.path}")
+    out.print(
+        f"dataset v{info.version} ({info.status}): {info.n_train} train / {info.n_eval} eval pairs "
+        f"from {info.commit[:12]} in {info.path}"
+    )
 
 
 @app.command("train")
-def train_cmd(library: Library,
-              dataset_version: Annotated[int | None, typer.Option(help="Dataset version (default: latest).")] = None,
-              max_steps: Annotated[int | None, typer.Option(help="Override max_steps.")] = None,
-              learning_rate: Annotated[float | None, typer.Option(help="Override the learning rate.")] = None,
-              lora_rank: Annotated[int | None, typer.Option(help="Override the LoRA rank.")] = None) -> None:
+def train_cmd(
+    library: Library,
+    dataset_version: Annotated[int | None, typer.Option(help="Dataset version (default: latest).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Override max_steps.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Override the learning rate.")] = None,
+    lora_rank: Annotated[int | None, typer.Option(help="Override the LoRA rank.")] = None,
+) -> None:
     """Train a LoRA adapter and register it as a candidate."""
     from doctune.train import train
 
     settings = Settings()
     lib = get_library(settings, library)
-    overrides = {k: v for k, v in {"max_steps": max_steps, "learning_rate": learning_rate,
-                                   "lora_rank": lora_rank}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {"max_steps": max_steps, "learning_rate": learning_rate, "lora_rank": lora_rank}.items()
+        if v is not None
+    }
     params = TrainParams.model_validate(lib.train.model_dump() | overrides)
     result = train(lib, settings, dataset_version=dataset_version, params=params)
-    out.print(f"adapter v{result.adapter_version}: {result.steps} steps, final loss {result.train_loss:.4f}, "
-              f"{result.adapter_path}")
+    out.print(
+        f"adapter v{result.adapter_version}: {result.steps} steps, final loss {result.train_loss:.4f}, "
+        f"{result.adapter_path}"
+    )
 
 
 @app.command("eval")
@@ -119,9 +132,11 @@ def deploy_cmd(library: Library, version: Annotated[int, typer.Argument(help="Ad
 
 
 @app.command("ask")
-def ask_cmd(model: Annotated[str, typer.Argument(help="Stable name, <lib>@v<N> or the base model name.")],
-            question: Annotated[str, typer.Argument(help="The question.")],
-            max_tokens: Annotated[int, typer.Option(help="Longest answer.")] = 256) -> None:
+def ask_cmd(
+    model: Annotated[str, typer.Argument(help="Stable name, <lib>@v<N> or the base model name.")],
+    question: Annotated[str, typer.Argument(help="The question.")],
+    max_tokens: Annotated[int, typer.Option(help="Longest answer.")] = 256,
+) -> None:
     """Ask a served model through the gateway, as an IDE would (OpenAI-compatible API)."""
     from doctune.serve import ask
 
@@ -138,12 +153,15 @@ def status_cmd(library: Library) -> None:
     registry = Registry.open(settings)
     production = registry.production(library)
     latest = registry.latest_dataset(library)
-    out.print(f"[bold]{library}[/]: production {production.served_name if production else 'base model'}; "
-              f"latest dataset {f'v{latest.version} ({latest.commit[:12]})' if latest else 'none'}")
+    out.print(
+        f"[bold]{library}[/]: production {production.served_name if production else 'base model'}; "
+        f"latest dataset {f'v{latest.version} ({latest.commit[:12]})' if latest else 'none'}"
+    )
     table = Table("adapter", "dataset", "status", "base model", "path")
     for adapter in registry.adapters(library):
-        table.add_row(f"v{adapter.version}", f"v{adapter.dataset_version}", adapter.status, adapter.base_model,
-                      adapter.path)
+        table.add_row(
+            f"v{adapter.version}", f"v{adapter.dataset_version}", adapter.status, adapter.base_model, adapter.path
+        )
     out.print(table)
 
 
@@ -180,8 +198,10 @@ def models_prepare(name: Annotated[str, typer.Argument(help="tiny-llama or smoll
 
 
 @app.command("gateway")
-def gateway_cmd(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-                port: Annotated[int, typer.Option(help="Port.")] = 8100) -> None:
+def gateway_cmd(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8100,
+) -> None:
     """Run the OpenAI-compatible gateway in the foreground (containers use this)."""
     from doctune.gateway import main as gateway_main
 
@@ -189,12 +209,16 @@ def gateway_cmd(host: Annotated[str, typer.Option(help="Interface to listen on."
 
 
 @app.command("demo")
-def demo_cmd(base_model: Annotated[str, typer.Option(help="Base model of the demo library.")]
-             = "smollm2-135m-instruct",
-             max_steps: Annotated[int, typer.Option(help="Training steps.")] = 100,
-             edit_docs: Annotated[bool, typer.Option(help="Commit a doc change to the demo library first, "
-                                                     "so this run builds and promotes a new version.")] = False
-             ) -> None:
+def demo_cmd(
+    base_model: Annotated[str, typer.Option(help="Base model of the demo library.")] = "smollm2-135m-instruct",
+    max_steps: Annotated[int, typer.Option(help="Training steps.")] = 60,
+    edit_docs: Annotated[
+        bool,
+        typer.Option(
+            help="Commit a doc change to the demo library first, so this run builds and promotes a new version."
+        ),
+    ] = False,
+) -> None:
     """Run the whole loop through Airflow on the bundled demo library, and print a summary."""
     from doctune.demo import run_demo
 
@@ -207,4 +231,3 @@ def main() -> None:
     except DoctuneError as exc:
         console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         sys.exit(1)
-

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         default=None, description="Folder of per-library YAML configs. Default: <home>/libraries."
     )
     tensorboard_dir: Path | None = Field(default=None, description="TensorBoard root. Default: <home>/tensorboard.")
+    models_dir: Path | None = Field(
+        default=None, description="Cache of built-in base models (built or converted once). Default: <home>/models."
+    )
     vllm_url: str = Field(default="http://127.0.0.1:8000", description="vLLM server (admin side; never for clients).")
     gateway_url: str = Field(
         default="http://127.0.0.1:8100", description="doctune's OpenAI-compatible gateway that clients use."
@@ -69,6 +72,10 @@ class Settings(BaseSettings):
         return self.libraries_dir or self.home / "libraries"
 
     @property
+    def models_path(self) -> Path:
+        return self.models_dir or self.home / "models"
+
+    @property
     def tensorboard_path(self) -> Path:
         return self.tensorboard_dir or self.home / "tensorboard"
 
@@ -88,7 +95,9 @@ class TrainParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    learning_rate: float = Field(default=2e-4, gt=0, le=1e-2, description="Peak learning rate (2e-5..2e-4 for real models).")
+    learning_rate: float = Field(
+        default=2e-4, gt=0, le=1e-2, description="Peak learning rate (2e-5..2e-4 for real models)."
+    )
     batch_size: int = Field(default=4, ge=1, le=256, description="Examples per device step.")
     gradient_accumulation_steps: int = Field(default=1, ge=1, le=256, description="Steps per optimizer update.")
     max_steps: int = Field(default=60, ge=1, le=1_000_000, description="Optimizer steps to train for.")
@@ -96,7 +105,9 @@ class TrainParams(BaseModel):
     lora_rank: int = Field(default=16, ge=1, le=256, description="LoRA rank r (16-64 for real models).")
     lora_alpha: int = Field(default=32, ge=1, le=1024, description="LoRA alpha (usually 1-2x the rank).")
     lora_dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the LoRA path.")
-    max_seq_length: int = Field(default=512, ge=32, le=32768, description="Longest example in tokens; longer ones are cut.")
+    max_seq_length: int = Field(
+        default=512, ge=32, le=32768, description="Longest example in tokens; longer ones are cut."
+    )
     save_steps: int = Field(default=50, ge=1, description="Checkpoint every N steps.")
     seed: int = Field(default=42, description="Seed for initialisation and data order.")
 
@@ -194,4 +205,3 @@ def write_library(settings: Settings, library: LibraryConfig) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(library.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
     return path
-

@@ -62,8 +62,9 @@ class Surface:
 
 def _tracked_files(tree: Path) -> list[str]:
     """Files git tracks at HEAD; untracked build output and anything outside the repo are never read."""
-    out = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", "ls-files", "-z"], cwd=tree, check=True,
-                         capture_output=True).stdout
+    out = subprocess.run(
+        ["git", "-c", "core.hooksPath=/dev/null", "ls-files", "-z"], cwd=tree, check=True, capture_output=True
+    ).stdout
     return sorted(p for p in out.decode("utf-8", "replace").split("\0") if p)
 
 
@@ -98,8 +99,7 @@ def _markdown_units(rel: str, text: str) -> list[Unit]:
             continue
         title = " > ".join(headings)
         examples = tuple(m.strip() for m in re.findall(r"```(?:python|py)\n(.*?)```", body, re.S))
-        units.append(Unit(key=f"doc:{rel}#{title}", kind="doc", path=rel, title=title, text=body,
-                          examples=examples))
+        units.append(Unit(key=f"doc:{rel}#{title}", kind="doc", path=rel, title=title, text=body, examples=examples))
     return units
 
 
@@ -114,8 +114,9 @@ def _doctest_examples(doc: str) -> tuple[str, ...]:
 
 def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str) -> tuple[str, tuple[str, ...]]:
     returns = f" -> {ast.unparse(node.returns)}" if node.returns else ""
-    params = tuple(a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
-                   if a.arg not in ("self", "cls"))
+    params = tuple(
+        a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs] if a.arg not in ("self", "cls")
+    )
     return f"def {qualname}({ast.unparse(node.args)}){returns}", params
 
 
@@ -142,16 +143,28 @@ def _python_units(rel: str, source: str) -> list[Unit]:
             bases = ", ".join(ast.unparse(b) for b in node.bases)
             signature = f"class {qualname}({bases})" if bases else f"class {qualname}"
             params = _signature(init, qualname)[1] if init else ()
-            if not init and any(isinstance(d, ast.Name | ast.Call) and "dataclass" in ast.unparse(d)
-                                for d in node.decorator_list):
-                params = tuple(n.target.id for n in node.body
-                               if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name))
+            if not init and any(
+                isinstance(d, ast.Name | ast.Call) and "dataclass" in ast.unparse(d) for d in node.decorator_list
+            ):
+                params = tuple(
+                    n.target.id for n in node.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+                )
         else:
             return
         if not doc:
             return
-        units.append(Unit(key=f"api:{qualname}", kind="api", path=rel, title=qualname, text=doc,
-                          signature=signature, params=params, examples=_doctest_examples(doc)))
+        units.append(
+            Unit(
+                key=f"api:{qualname}",
+                kind="api",
+                path=rel,
+                title=qualname,
+                text=doc,
+                signature=signature,
+                params=params,
+                examples=_doctest_examples(doc),
+            )
+        )
 
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and not node.name.startswith("_"):
@@ -197,16 +210,25 @@ def extract(tree: Path, library: LibraryConfig) -> Surface:
 # -- generation -------------------------------------------------------------------------------------------
 
 PHRASINGS = {
-    "signature": ["What is the signature of `{name}`?", "How is `{name}` declared?",
-                  "Show me the signature of `{name}` from {lib}."],
+    "signature": [
+        "What is the signature of `{name}`?",
+        "How is `{name}` declared?",
+        "Show me the signature of `{name}` from {lib}.",
+    ],
     "purpose": ["What does `{name}` do?", "Explain `{name}` in {lib}.", "What is `{name}` for?"],
-    "which": ["Which {lib} function should I use to {task}?", "In {lib}, how do I {task}?",
-              "What is the {lib} function to {task}?"],
+    "which": [
+        "Which {lib} function should I use to {task}?",
+        "In {lib}, how do I {task}?",
+        "What is the {lib} function to {task}?",
+    ],
     "which_class": ["Which {lib} class is {task}?", "What is the name of the {lib} class for {task}?"],
     "params": ["What parameters does `{name}` take?", "Which arguments does `{name}` accept?"],
     "example": ["Show an example that uses `{name}`.", "Give me a short code example with `{name}`."],
-    "doc": ["What does the {lib} documentation say about {title}?", "Explain {title} in {lib}.",
-            "Tell me about {title} in {lib}."],
+    "doc": [
+        "What does the {lib} documentation say about {title}?",
+        "Explain {title} in {lib}.",
+        "Tell me about {title} in {lib}.",
+    ],
     "doc_example": ["Show a {lib} code example for {title}.", "How would I write code for {title} with {lib}?"],
 }
 
@@ -222,13 +244,13 @@ def _task_phrase(summary: str) -> str:
     return task[:1].lower() + task[1:] if task else task
 
 
-def _pair(unit: Unit, generator: str, question: str, answer: str, expect: dict[str, Any] | None = None
-          ) -> dict[str, Any]:
+def _pair(
+    unit: Unit, generator: str, question: str, answer: str, expect: dict[str, Any] | None = None
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"unit": unit.key, "path": unit.path, "generator": generator}
     if expect:
         meta["expect"] = expect
-    return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
-            "meta": meta}
+    return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}], "meta": meta}
 
 
 def generate_pairs(unit: Unit, lib: str) -> list[dict[str, Any]]:
@@ -239,25 +261,44 @@ def generate_pairs(unit: Unit, lib: str) -> list[dict[str, Any]]:
         code = f"```python\n{unit.signature}\n```"
         fmt = {"name": name, "lib": lib}
         pairs.append(_pair(unit, "signature", _pick(unit.key, "signature").format(**fmt), f"{code}\n\n{summary}"))
-        pairs.append(_pair(unit, "purpose", _pick(unit.key, "purpose").format(**fmt),
-                           f"`{name}`: {unit.text.strip()}\n\nSignature:\n{code}"))
+        pairs.append(
+            _pair(
+                unit,
+                "purpose",
+                _pick(unit.key, "purpose").format(**fmt),
+                f"`{name}`: {unit.text.strip()}\n\nSignature:\n{code}",
+            )
+        )
         if summary:
             kind = "which_class" if unit.signature.startswith("class ") else "which"
             question = _pick(unit.key, kind).format(lib=lib, task=_task_phrase(summary))
-            pairs.append(_pair(unit, "which", question, f"Use `{name}`:\n{code}\n\n{summary}",
-                               expect={"name": name.rsplit(".", 1)[-1], "params": list(unit.params)}))
+            pairs.append(
+                _pair(
+                    unit,
+                    "which",
+                    question,
+                    f"Use `{name}`:\n{code}\n\n{summary}",
+                    expect={"name": name.rsplit(".", 1)[-1], "params": list(unit.params)},
+                )
+            )
         if unit.params:
-            pairs.append(_pair(unit, "params", _pick(unit.key, "params").format(**fmt),
-                               f"`{name}` takes: {', '.join(f'`{p}`' for p in unit.params)}.\n\n{code}"))
+            pairs.append(
+                _pair(
+                    unit,
+                    "params",
+                    _pick(unit.key, "params").format(**fmt),
+                    f"`{name}` takes: {', '.join(f'`{p}`' for p in unit.params)}.\n\n{code}",
+                )
+            )
         for example in unit.examples:
-            pairs.append(_pair(unit, "example", _pick(unit.key, "example").format(**fmt),
-                               f"```python\n{example}\n```"))
+            pairs.append(_pair(unit, "example", _pick(unit.key, "example").format(**fmt), f"```python\n{example}\n```"))
     else:
         fmt = {"title": unit.title, "lib": lib}
         pairs.append(_pair(unit, "doc", _pick(unit.key, "doc").format(**fmt), unit.text))
         for example in unit.examples:
-            pairs.append(_pair(unit, "doc_example", _pick(unit.key, "doc_example").format(**fmt),
-                               f"```python\n{example}\n```"))
+            pairs.append(
+                _pair(unit, "doc_example", _pick(unit.key, "doc_example").format(**fmt), f"```python\n{example}\n```")
+            )
     return pairs
 
 
@@ -304,8 +345,7 @@ def _write_durably(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def build(library: LibraryConfig, settings: Settings, *, commit: str | None = None, force: bool = False
-          ) -> DatasetInfo:
+def build(library: LibraryConfig, settings: Settings, *, commit: str | None = None, force: bool = False) -> DatasetInfo:
     """Check out ``commit`` (default: the branch head) and build a new dataset version if its doc surface
     changed since the latest version, or if ``force``."""
     from doctune.registry import Registry
@@ -316,10 +356,16 @@ def build(library: LibraryConfig, settings: Settings, *, commit: str | None = No
     surface = extract(tree, library)
     latest = registry.latest_dataset(library.name)
     if latest and latest.surface_hash == surface.fingerprint and not force:
-        log.info("doc surface of %s unchanged since dataset v%d (commit %s): skipping corpus, training, "
-                 "evaluation and deployment", library.name, latest.version, latest.commit[:12])
-        return DatasetInfo(library.name, latest.version, latest.commit, latest.path, latest.n_train,
-                           latest.n_eval, "unchanged")
+        log.info(
+            "doc surface of %s unchanged since dataset v%d (commit %s): skipping corpus, training, "
+            "evaluation and deployment",
+            library.name,
+            latest.version,
+            latest.commit[:12],
+        )
+        return DatasetInfo(
+            library.name, latest.version, latest.commit, latest.path, latest.n_train, latest.n_eval, "unchanged"
+        )
 
     train_units, eval_units = split_units(surface.units, library.eval_share)
     lib = library.import_name
@@ -331,8 +377,9 @@ def build(library: LibraryConfig, settings: Settings, *, commit: str | None = No
     content_hash = hashlib.sha256(train_bytes + b"\0" + eval_bytes).hexdigest()
     if latest and latest.content_hash == content_hash:
         log.info("%s: pairs identical to dataset v%d; reusing it", library.name, latest.version)
-        return DatasetInfo(library.name, latest.version, latest.commit, latest.path, latest.n_train,
-                           latest.n_eval, "existing")
+        return DatasetInfo(
+            library.name, latest.version, latest.commit, latest.path, latest.n_train, latest.n_eval, "existing"
+        )
 
     version = registry.next_dataset_version(library.name)
     root = settings.path("datasets", library.name)
@@ -342,12 +389,18 @@ def build(library: LibraryConfig, settings: Settings, *, commit: str | None = No
         shutil.rmtree(staging)
     staging.mkdir()
     manifest = {
-        "library": library.name, "version": version, "parent": latest.version if latest else None,
-        "commit": commit, "surface_hash": surface.fingerprint, "content_hash": content_hash,
-        "n_train": len(train_rows), "n_eval": len(eval_rows),
+        "library": library.name,
+        "version": version,
+        "parent": latest.version if latest else None,
+        "commit": commit,
+        "surface_hash": surface.fingerprint,
+        "content_hash": content_hash,
+        "n_train": len(train_rows),
+        "n_eval": len(eval_rows),
         "units": {"train": len(train_units), "eval": len(eval_units)},
         "generators": dict(Counter(r["meta"]["generator"] for r in train_rows + eval_rows)),
-        "skipped_files": surface.skipped, "eval_share": library.eval_share,
+        "skipped_files": surface.skipped,
+        "eval_share": library.eval_share,
     }
     try:
         _write_durably(staging / "train.jsonl", train_bytes)
@@ -357,15 +410,28 @@ def build(library: LibraryConfig, settings: Settings, *, commit: str | None = No
         if final.exists():  # left by a crash between rename and register: it was never registered
             shutil.rmtree(final)
         staging.rename(final)
-        registry.add_dataset(library=library.name, version=version, commit=commit,
-                             surface_hash=surface.fingerprint, content_hash=content_hash, path=str(final),
-                             n_train=len(train_rows), n_eval=len(eval_rows))
+        registry.add_dataset(
+            library=library.name,
+            version=version,
+            commit=commit,
+            surface_hash=surface.fingerprint,
+            content_hash=content_hash,
+            path=str(final),
+            n_train=len(train_rows),
+            n_eval=len(eval_rows),
+        )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(final, ignore_errors=True)
         raise
-    log.info("dataset v%d of %s: %d train / %d eval pairs from commit %s", version, library.name,
-             len(train_rows), len(eval_rows), commit[:12])
+    log.info(
+        "dataset v%d of %s: %d train / %d eval pairs from commit %s",
+        version,
+        library.name,
+        len(train_rows),
+        len(eval_rows),
+        commit[:12],
+    )
     return DatasetInfo(library.name, version, commit, str(final), len(train_rows), len(eval_rows), "built")
 
 

@@ -20,16 +20,22 @@ from doctune.errors import DoctuneError
 DEMO_SOURCE = REPO_ROOT / "include" / "demo_library"
 DEMO_NAME = "ledgerkite"
 # Fixed identity and dates: the demo repository's first commit is the same on every machine.
-GIT_ENV = {"GIT_AUTHOR_NAME": "doctune demo", "GIT_AUTHOR_EMAIL": "demo@doctune.invalid",
-           "GIT_COMMITTER_NAME": "doctune demo", "GIT_COMMITTER_EMAIL": "demo@doctune.invalid",
-           "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "doctune demo",
+    "GIT_AUTHOR_EMAIL": "demo@doctune.invalid",
+    "GIT_COMMITTER_NAME": "doctune demo",
+    "GIT_COMMITTER_EMAIL": "demo@doctune.invalid",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+}
 SAMPLE_QUESTION = "What does `ledgerkite.envelopes.nibble` do?"
 
 
 def _git(repo: Path, *args: str) -> str:
     env = {**os.environ, **GIT_ENV}
-    return subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=repo, env=env, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "core.hooksPath=/dev/null", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def prepare_demo_repo(settings: Settings, source: Path = DEMO_SOURCE) -> Path:
@@ -50,9 +56,13 @@ def prepare_demo_repo(settings: Settings, source: Path = DEMO_SOURCE) -> Path:
 def edit_demo_docs(repo: Path, n: int) -> str:
     """Commit a new documentation section (a real doc change), returning the new commit."""
     page = repo / "docs" / "envelopes.md"
-    page.write_text(page.read_text() + (
-        f"\n## Envelope tips ({n})\n\nKeep one envelope called `buffer` with `rollover=True` and refill it "
-        f"with `ledgerkite.refill(pot)` at the start of every month; tip number {n}.\n"))
+    page.write_text(
+        page.read_text()
+        + (
+            f"\n## Envelope tips ({n})\n\nKeep one envelope called `buffer` with `rollover=True` and refill it "
+            f"with `ledgerkite.refill(pot)` at the start of every month; tip number {n}.\n"
+        )
+    )
     _git(repo, "add", "docs/envelopes.md")
     _git(repo, "commit", "-q", "-m", f"docs: envelope tip {n}")
     return _git(repo, "rev-parse", "HEAD")
@@ -68,6 +78,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "PYTHONUNBUFFERED": "1",  # progress lines arrive as they happen, not in 8 KiB chunks
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
 
@@ -89,10 +100,17 @@ def _progress_line(line: str) -> str | None:
 def run_airflow(settings: Settings, args: list[str], logfile: Path, console: Console | None = None) -> None:
     """Run an ``airflow`` CLI command; its full output goes to ``logfile``, doctune's own lines to the console."""
     env = airflow_env(settings)
-    with open(logfile, "a") as log, subprocess.Popen(
-        [sys.executable, "-m", "airflow", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, bufsize=1,
-    ) as proc:
+    with (
+        open(logfile, "a") as log,
+        subprocess.Popen(
+            [sys.executable, "-m", "airflow", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        ) as proc,
+    ):
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
@@ -104,9 +122,13 @@ def run_airflow(settings: Settings, args: list[str], logfile: Path, console: Con
 
 
 def demo_library(settings: Settings, repo: Path, base_model: str, max_steps: int) -> LibraryConfig:
-    library = LibraryConfig(name=DEMO_NAME, repo_url=repo.as_uri(), base_model=base_model, schedule=None,
-                            train=TrainParams(max_steps=max_steps, learning_rate=3e-4 if base_model != "tiny-llama"
-                                              else 1e-3))
+    library = LibraryConfig(
+        name=DEMO_NAME,
+        repo_url=repo.as_uri(),
+        base_model=base_model,
+        schedule=None,
+        train=TrainParams(max_steps=max_steps, learning_rate=3e-4 if base_model != "tiny-llama" else 1e-3),
+    )
     write_library(settings, library)  # the demo owns its state folder: its config is always the embedded one
     return library
 
@@ -142,17 +164,26 @@ def summary(settings: Settings, library: LibraryConfig, console: Console) -> dic
     table.add_row("dataset", f"v{dataset.version}: {dataset.n_train} train / {dataset.n_eval} held-out pairs")
     table.add_row("training", f"{run.steps} steps on {library.base_model}, final train loss {run.train_loss:.3f}")
     if metrics:
-        table.add_row("held-out loss", f"base {metrics['base']['heldout_loss']:.3f} -> "
-                                       f"adapter {metrics['candidate']['heldout_loss']:.3f}")
+        table.add_row(
+            "held-out loss",
+            f"base {metrics['base']['heldout_loss']:.3f} -> adapter {metrics['candidate']['heldout_loss']:.3f}",
+        )
     table.add_row("promoted", f"{production.served_name}, served as `{library.name}`")
     table.add_row("question", SAMPLE_QUESTION)
     table.add_row("base model", base_answer.strip())
     table.add_row(f"`{library.name}`", answer.strip())
     console.print(table)
-    console.print(f"Ask it yourself: `doctune ask {library.name} \"...\"`, or point any OpenAI client at "
-                  f"{settings.gateway_url}/v1 with model `{library.name}`. Stop the servers: `make stop`.")
-    return {"commit": snapshot.commit, "dataset_version": dataset.version, "adapter_version": production.version,
-            "answer": answer, "metrics": metrics}
+    console.print(
+        f'Ask it yourself: `doctune ask {library.name} "..."`, or point any OpenAI client at '
+        f"{settings.gateway_url}/v1 with model `{library.name}`. Stop the servers: `make stop`."
+    )
+    return {
+        "commit": snapshot.commit,
+        "dataset_version": dataset.version,
+        "adapter_version": production.version,
+        "answer": answer,
+        "metrics": metrics,
+    }
 
 
 def run_demo(settings: Settings, *, base_model: str, max_steps: int, edit_docs: bool, console: Console) -> None:
@@ -167,8 +198,10 @@ def run_demo(settings: Settings, *, base_model: str, max_steps: int, edit_docs: 
     library = demo_library(settings, repo, base_model, max_steps)
     with console.status(f"preparing base model {base_model} (once)"):
         resolve_base_model(base_model, settings)
-    console.print(f"running doctune_retrain__{library.name} through Airflow "
-                  f"(full log: {settings.home / 'logs' / 'airflow-demo.log'})")
+    console.print(
+        f"running doctune_retrain__{library.name} through Airflow "
+        f"(full log: {settings.home / 'logs' / 'airflow-demo.log'})"
+    )
     run_pipeline(settings, library, console)
     result = summary(settings, library, console)
     (settings.path("logs") / "demo-summary.json").write_text(json.dumps(result, indent=2, default=str))

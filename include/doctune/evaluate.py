@@ -39,8 +39,9 @@ class EvalResult:
         return asdict(self)
 
 
-def heldout_losses(base_path: str, adapters: dict[str, str], rows: list[dict[str, Any]], max_length: int
-                   ) -> dict[str, float]:
+def heldout_losses(
+    base_path: str, adapters: dict[str, str], rows: list[dict[str, Any]], max_length: int
+) -> dict[str, float]:
     """Mean loss per answer token on ``rows`` for the base model and each adapter (name -> folder)."""
     import torch
     from peft import PeftModel
@@ -86,8 +87,10 @@ def api_questions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def score_answer(answer: str, expect: dict[str, Any]) -> dict[str, float]:
     params = expect.get("params", [])
-    return {"names_function": float(expect["name"] in answer),
-            "names_params": float(all(p in answer for p in params)) if params else float(expect["name"] in answer)}
+    return {
+        "names_function": float(expect["name"] in answer),
+        "names_params": float(all(p in answer for p in params)) if params else float(expect["name"] in answer),
+    }
 
 
 def ask_all(client: Any, models: dict[str, str], questions: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -108,19 +111,25 @@ def gate(library: LibraryConfig, losses: dict[str, float], has_production: bool)
     if not math.isfinite(candidate):
         return "reject", [f"candidate held-out loss is {candidate}"]
     if candidate <= base * (1 - library.gate.min_gain_over_base):
-        reasons.append(f"held-out loss {candidate:.4f} beats the base model's {base:.4f} "
-                       f"by more than {library.gate.min_gain_over_base:.0%}")
+        reasons.append(
+            f"held-out loss {candidate:.4f} beats the base model's {base:.4f} "
+            f"by more than {library.gate.min_gain_over_base:.0%}"
+        )
     else:
         ok = False
-        reasons.append(f"held-out loss {candidate:.4f} does not beat the base model's {base:.4f} "
-                       f"by {library.gate.min_gain_over_base:.0%}")
+        reasons.append(
+            f"held-out loss {candidate:.4f} does not beat the base model's {base:.4f} "
+            f"by {library.gate.min_gain_over_base:.0%}"
+        )
     if has_production:
         production = losses["production"]
         bound = production * (1 + library.gate.max_regression)
         verdict = "within" if candidate <= bound else "above"
         ok = ok and candidate <= bound
-        reasons.append(f"held-out loss {candidate:.4f} is {verdict} production's {production:.4f} "
-                       f"+{library.gate.max_regression:.0%}")
+        reasons.append(
+            f"held-out loss {candidate:.4f} is {verdict} production's {production:.4f} "
+            f"+{library.gate.max_regression:.0%}"
+        )
     return ("promote" if ok else "reject"), reasons
 
 
@@ -137,18 +146,23 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int) -
     if production is not None and production.version == candidate.version:
         production = None
     if production is not None and production.base_model != candidate.base_model:
-        raise DoctuneError(f"candidate v{candidate.version} ({candidate.base_model}) and production "
-                           f"v{production.version} ({production.base_model}) have different base models: "
-                           "they cannot be compared; deploy the candidate by hand after checking it")
+        raise DoctuneError(
+            f"candidate v{candidate.version} ({candidate.base_model}) and production "
+            f"v{production.version} ({production.base_model}) have different base models: "
+            "they cannot be compared; deploy the candidate by hand after checking it"
+        )
     dataset = registry.dataset(library.name, candidate.dataset_version)
     rows = load_rows(dataset.path, "eval")
     if not rows:
-        raise DoctuneError(f"dataset v{dataset.version} has an empty evaluation split: no promotion without "
-                           "evidence; lower eval_share or add docs")
+        raise DoctuneError(
+            f"dataset v{dataset.version} has an empty evaluation split: no promotion without "
+            "evidence; lower eval_share or add docs"
+        )
 
     adapters = {"candidate": candidate.path} | ({"production": production.path} if production else {})
-    losses = heldout_losses(resolve_base_model(library.base_model, settings), adapters, rows,
-                            library.train.max_seq_length)
+    losses = heldout_losses(
+        resolve_base_model(library.base_model, settings), adapters, rows, library.train.max_seq_length
+    )
     log.info("held-out loss: %s", ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
 
     client = ensure_vllm(settings, library)
@@ -164,15 +178,27 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int) -
         scores = [score_answer(a, q["meta"]["expect"]) for a, q in zip(answers[role], questions, strict=True)]
         for key in ("names_function", "names_params"):
             metrics[role][f"api_{key}"] = sum(s[key] for s in scores) / len(scores) if scores else 0.0
-    samples = [{"question": q["messages"][0]["content"], "expected": q["meta"]["expect"]["name"],
-                **{role: answers[role][i] for role in names}} for i, q in enumerate(questions[:3])]
+    samples = [
+        {
+            "question": q["messages"][0]["content"],
+            "expected": q["meta"]["expect"]["name"],
+            **{role: answers[role][i] for role in names},
+        }
+        for i, q in enumerate(questions[:3])
+    ]
 
     decision, reasons = gate(library, losses, production is not None)
-    registry.add_evaluation(library=library.name, adapter_version=candidate.version,
-                            production_version=production.version if production else None,
-                            metrics=metrics, decision=decision, reasons=reasons)
+    registry.add_evaluation(
+        library=library.name,
+        adapter_version=candidate.version,
+        production_version=production.version if production else None,
+        metrics=metrics,
+        decision=decision,
+        reasons=reasons,
+    )
     if decision == "reject":
         registry.set_adapter_status(library.name, candidate.version, "rejected")
     log.info("gate: %s v%d (%s)", decision, candidate.version, "; ".join(reasons))
-    return EvalResult(library.name, candidate.version, production.version if production else None, decision,
-                      reasons, metrics, samples)
+    return EvalResult(
+        library.name, candidate.version, production.version if production else None, decision, reasons, metrics, samples
+    )

@@ -56,8 +56,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             served = (await upstream.get("/v1/models")).json()["data"]
         except (httpx.TransportError, ValueError, KeyError):
             return _error(503, "the model server is unavailable", "server_error")
-        stable = [{"id": lib, "object": "model", "owned_by": "doctune", "root": target}
-                  for lib, target in sorted(aliases.items())]
+        stable = [
+            {"id": lib, "object": "model", "owned_by": "doctune", "root": target}
+            for lib, target in sorted(aliases.items())
+        ]
         return JSONResponse({"object": "list", "data": stable + served})
 
     async def proxy(request: Request) -> Response:
@@ -82,8 +84,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 yield chunk
 
         headers = {k: v for k, v in reply.headers.items() if k.lower() in ("content-type", "cache-control")}
-        return StreamingResponse(relay(), status_code=reply.status_code, headers=headers,
-                                 background=BackgroundTask(reply.aclose))
+        return StreamingResponse(
+            relay(), status_code=reply.status_code, headers=headers, background=BackgroundTask(reply.aclose)
+        )
 
     routes = [
         Route("/health", health),

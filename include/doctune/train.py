@@ -71,17 +71,24 @@ def _log_lines_callback() -> Any:
     from transformers import TrainerCallback
 
     class LogLines(TrainerCallback):  # type: ignore[misc]
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
-                   **kwargs: Any) -> None:
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+        ) -> None:
             if logs and "loss" in logs:
-                log.info("step %d/%d loss %.4f lr %.2e", state.global_step, state.max_steps, logs["loss"],
-                         logs.get("learning_rate", 0.0))
+                log.info(
+                    "step %d/%d loss %.4f lr %.2e",
+                    state.global_step,
+                    state.max_steps,
+                    logs["loss"],
+                    logs.get("learning_rate", 0.0),
+                )
 
     return LogLines()
 
 
-def _model_card(library: LibraryConfig, dataset: Any, base_model: str, params: TrainParams, steps: int,
-                loss: float | None) -> str:
+def _model_card(
+    library: LibraryConfig, dataset: Any, base_model: str, params: TrainParams, steps: int, loss: float | None
+) -> str:
     return (
         f"# {library.name} LoRA adapter (doctune)\n\n"
         f"- base model: `{base_model}`\n- dataset: v{dataset.version} ({dataset.n_train} train pairs), "
@@ -91,8 +98,9 @@ def _model_card(library: LibraryConfig, dataset: Any, base_model: str, params: T
     )
 
 
-def train(library: LibraryConfig, settings: Settings, *, dataset_version: int | None = None,
-          params: TrainParams | None = None) -> TrainResult:
+def train(
+    library: LibraryConfig, settings: Settings, *, dataset_version: int | None = None, params: TrainParams | None = None
+) -> TrainResult:
     """Train a LoRA adapter on a dataset version (default: the latest) and register it as a candidate."""
     from doctune.corpus import load_rows
     from doctune.models import resolve_base_model
@@ -106,8 +114,9 @@ def train(library: LibraryConfig, settings: Settings, *, dataset_version: int | 
             "DOCTUNE_VLLM_MAX_LORA_RANK together with the server's flag"
         )
     registry = Registry.open(settings)
-    dataset = (registry.dataset(library.name, dataset_version) if dataset_version
-               else registry.latest_dataset(library.name))
+    dataset = (
+        registry.dataset(library.name, dataset_version) if dataset_version else registry.latest_dataset(library.name)
+    )
     if dataset is None:
         raise DoctuneError(f"{library.name} has no dataset version yet: run `doctune corpus build {library.name}`")
     rows = load_rows(dataset.path, "train")
@@ -117,6 +126,19 @@ def train(library: LibraryConfig, settings: Settings, *, dataset_version: int | 
     base_path = resolve_base_model(library.base_model, settings)
     key = run_key(dataset.version, library.base_model, params)
     run_dir = settings.path("runs", library.name, key)
+    done = registry.adapter_for_output(str(run_dir))
+    if done is not None:  # a retry after the adapter was registered: never a second version of the same run
+        finished = registry.run(done.training_run_id)
+        log.info("adapter v%d was already trained from this dataset and these parameters", done.version)
+        return TrainResult(
+            library.name,
+            finished.id,
+            dataset.version,
+            done.version,
+            done.path,
+            finished.steps or 0,
+            finished.train_loss,
+        )
     run = registry.start_run(library.name, dataset.version, library.base_model, params.model_dump(), str(run_dir))
     try:
         steps, loss = _fit(base_path, rows, params, run_dir, settings.tensorboard_path / library.name / key)
@@ -124,20 +146,33 @@ def train(library: LibraryConfig, settings: Settings, *, dataset_version: int | 
         shutil.rmtree(staged, ignore_errors=True)
         shutil.copytree(run_dir / "adapter", staged)
         (staged / "README.md").write_text(_model_card(library, dataset, library.base_model, params, steps, loss))
-        adapter = registry.add_adapter(library=library.name, training_run_id=run.id,
-                                       dataset_version=dataset.version, base_model=library.base_model,
-                                       staged=staged, rank=params.lora_rank, sha256=adapter_digest(staged))
+        adapter = registry.add_adapter(
+            library=library.name,
+            training_run_id=run.id,
+            dataset_version=dataset.version,
+            base_model=library.base_model,
+            staged=staged,
+            rank=params.lora_rank,
+            sha256=adapter_digest(staged),
+        )
     except BaseException as exc:
         registry.finish_run(run.id, status="failed", error=str(exc)[:2000])
         raise
     registry.finish_run(run.id, status="succeeded", steps=steps, train_loss=loss)
-    log.info("adapter v%d of %s trained: %d steps, final loss %s -> %s", adapter.version, library.name, steps,
-             loss, adapter.path)
+    log.info(
+        "adapter v%d of %s trained: %d steps, final loss %s -> %s",
+        adapter.version,
+        library.name,
+        steps,
+        loss,
+        adapter.path,
+    )
     return TrainResult(library.name, run.id, dataset.version, adapter.version, adapter.path, steps, loss)
 
 
-def _fit(base_path: str, rows: list[dict[str, Any]], params: TrainParams, run_dir: Path, tb_dir: Path
-         ) -> tuple[int, float | None]:
+def _fit(
+    base_path: str, rows: list[dict[str, Any]], params: TrainParams, run_dir: Path, tb_dir: Path
+) -> tuple[int, float | None]:
     import sys
 
     import torch
@@ -177,10 +212,21 @@ def _fit(base_path: str, rows: list[dict[str, Any]], params: TrainParams, run_di
         dataloader_num_workers=0,
         disable_tqdm=not sys.stderr.isatty(),
     )
-    lora = LoraConfig(r=params.lora_rank, lora_alpha=params.lora_alpha, lora_dropout=params.lora_dropout,
-                      target_modules=TARGET_MODULES, task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(to_prompt_completion(rows)),
-                         processing_class=tokenizer, peft_config=lora, callbacks=[_log_lines_callback()])
+    lora = LoraConfig(
+        r=params.lora_rank,
+        lora_alpha=params.lora_alpha,
+        lora_dropout=params.lora_dropout,
+        target_modules=TARGET_MODULES,
+        task_type="CAUSAL_LM",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(to_prompt_completion(rows)),
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=[_log_lines_callback()],
+    )
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     trainer.model.save_pretrained(run_dir / "adapter")
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]

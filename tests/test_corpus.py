@@ -1,0 +1,128 @@
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from doctune import corpus
+from doctune.config import LibraryConfig, Settings
+from doctune.demo import edit_demo_docs
+from doctune.errors import DoctuneError
+from doctune.registry import Registry
+from doctune.sources import sync_repository
+
+
+def _commit_all(repo: Path, message: str) -> None:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", message], cwd=repo, check=True, env=env)
+
+
+def test_extract_reads_docs_and_public_api(settings: Settings, library: LibraryConfig) -> None:
+    tree, _ = sync_repository(library, settings)
+    surface = corpus.extract(tree, library)
+    api = {u.title: u for u in surface.units if u.kind == "api"}
+    docs = [u for u in surface.units if u.kind == "doc"]
+    assert len(api) >= 15 and len(docs) >= 10
+    nibble = api["ledgerkite.envelopes.nibble"]
+    assert nibble.signature.startswith("def ledgerkite.envelopes.nibble(envelope: Envelope, amount: int")
+    assert "allow_overdraw" in nibble.params
+    assert any("deprecated" in u.text.lower() for u in api.values())  # the deprecation marker is read
+    assert not any(name.split(".")[-1].startswith("_") for name in api)
+    assert any(u.path == "CHANGELOG.md" for u in docs) and any(u.examples for u in docs)
+
+
+def test_bad_files_are_skipped_with_a_reason(settings: Settings, library: LibraryConfig, demo_repo: Path) -> None:
+    (demo_repo / "docs" / "logo.md").write_bytes(b"\x89PNG\x00\x00binary")
+    (demo_repo / "docs" / "latin1.md").write_bytes("# Caf\xe9\n\nna\xefve text here, long enough".encode("latin-1"))
+    (demo_repo / "ledgerkite" / "broken.py").write_text("def oops(:\n")
+    (demo_repo / "docs" / "huge.md").write_text("# Huge\n\n" + "x" * (corpus.MAX_FILE_BYTES + 1))
+    (demo_repo / "docs" / "escape.md").symlink_to("/etc/passwd")
+    _commit_all(demo_repo, "bad files")
+    tree, _ = sync_repository(library, settings)
+    surface = corpus.extract(tree, library)
+    assert surface.skipped == {
+        "docs/escape.md": "symlink (never followed)",
+        "docs/huge.md": f"larger than {corpus.MAX_FILE_BYTES} bytes",
+        "docs/latin1.md": "not UTF-8",
+        "docs/logo.md": "binary",
+        "ledgerkite/broken.py": "Python does not parse: line 1: invalid syntax",
+    }
+    assert not any("root:" in u.text for u in surface.units)
+
+
+def test_repository_without_docs_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
+    repo = tmp_path / "bare"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    (repo / "data.csv").write_text("a,b\n")
+    _commit_all(repo, "no docs")
+    library = LibraryConfig(name="bare", repo_url=repo.as_uri())
+    with pytest.raises(DoctuneError, match="found no docs and no documented public API"):
+        corpus.build(library, settings)
+    assert Registry.open(settings).latest_dataset("bare") is None
+
+
+def test_split_is_stable_disjoint_and_holds_out_api(settings: Settings, library: LibraryConfig) -> None:
+    tree, _ = sync_repository(library, settings)
+    units = corpus.extract(tree, library).units
+    train, held = corpus.split_units(units, 0.15)
+    assert {u.key for u in train}.isdisjoint(u.key for u in held)
+    assert any(u.kind == "api" for u in held) and len(train) > 3 * len(held)
+    assert corpus.split_units(list(reversed(units)), 0.15)[1] == list(reversed(held))
+
+
+def test_pairs_are_chat_messages_with_provenance(settings: Settings, library: LibraryConfig) -> None:
+    tree, _ = sync_repository(library, settings)
+    unit = next(u for u in corpus.extract(tree, library).units if u.title == "ledgerkite.envelopes.nibble")
+    pairs = corpus.generate_pairs(unit, "ledgerkite")
+    assert pairs == corpus.generate_pairs(unit, "ledgerkite")  # deterministic
+    assert {p["meta"]["generator"] for p in pairs} >= {"signature", "purpose", "which", "params"}
+    for pair in pairs:
+        assert [m["role"] for m in pair["messages"]] == ["user", "assistant"]
+        assert pair["meta"]["unit"] == "api:ledgerkite.envelopes.nibble"
+    which = next(p for p in pairs if p["meta"]["generator"] == "which")
+    assert which["meta"]["expect"]["name"] == "nibble"
+
+
+def test_build_writes_a_registered_version_and_skips_when_unchanged(
+    settings: Settings, library: LibraryConfig, demo_repo: Path
+) -> None:
+    first = corpus.build(library, settings)
+    assert (first.version, first.status) == (1, "built")
+    manifest = json.loads((Path(first.path) / "manifest.json").read_text())
+    assert manifest["n_train"] == first.n_train > 100 and manifest["n_eval"] == first.n_eval > 5
+    assert manifest["commit"] == first.commit
+    train_keys = {r["meta"]["unit"] for r in corpus.load_rows(first.path, "train")}
+    eval_keys = {r["meta"]["unit"] for r in corpus.load_rows(first.path, "eval")}
+    assert train_keys.isdisjoint(eval_keys)
+
+    assert corpus.build(library, settings).status == "unchanged"
+
+    edit_demo_docs(demo_repo, 1)
+    second = corpus.build(library, settings)
+    assert (second.version, second.status) == (2, "built")
+    assert manifest["content_hash"] != json.loads((Path(second.path) / "manifest.json").read_text())["content_hash"]
+    # A commit that touches no doc surface (a test file) builds nothing.
+    (demo_repo / "tests" / "test_extra.py").write_text("def test_x():\n    assert True\n")
+    _commit_all(demo_repo, "tests only")
+    assert corpus.build(library, settings).status == "unchanged"
+
+
+def test_failed_registration_leaves_no_dataset_folder(
+    settings: Settings, library: LibraryConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: Registry, **fields: object) -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(Registry, "add_dataset", refuse)
+    with pytest.raises(RuntimeError, match="database went away"):
+        corpus.build(library, settings)
+    assert list((settings.home / "datasets" / library.name).iterdir()) == []

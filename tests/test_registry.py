@@ -1,0 +1,112 @@
+"""The registry on SQLite and on the running PostgreSQL server: same code, same behaviour."""
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from doctune.registry import VERSION_TABLE, Registry, migrate
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
+    url = (
+        f"sqlite:///{tmp_path / 'registry.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    migrate(url)
+    migrate(url)  # idempotent
+    return Registry(url)
+
+
+def _dataset(registry: Registry, version: int) -> None:
+    registry.add_dataset(
+        library="acme",
+        version=version,
+        commit="c" * 40,
+        surface_hash="s",
+        content_hash="h",
+        path="/d",
+        n_train=3,
+        n_eval=1,
+    )
+
+
+def _adapter(registry: Registry, tmp_path: Path, run_name: str) -> int:
+    run = registry.start_run("acme", 1, "tiny-llama", {"max_steps": 1}, str(tmp_path))
+    staged = tmp_path / "adapters" / f".staging-{run_name}"
+    staged.mkdir(parents=True)
+    (staged / "adapter_config.json").write_text("{}")
+    return registry.add_adapter(
+        library="acme",
+        training_run_id=run.id,
+        dataset_version=1,
+        base_model="tiny-llama",
+        staged=staged,
+        rank=8,
+        sha256="x",
+    ).version
+
+
+def test_schema_has_own_version_table(registry: Registry) -> None:
+    tables = set(inspect(registry.engine).get_table_names())
+    assert {"snapshots", "dataset_versions", "adapters", "aliases", VERSION_TABLE} <= tables
+    assert "alembic_version" not in tables  # never collides with Airflow's table in a shared database
+
+
+def test_dataset_versions_are_unique_per_library(registry: Registry) -> None:
+    _dataset(registry, 1)
+    assert registry.next_dataset_version("acme") == 2
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        _dataset(registry, 1)
+    assert registry.latest_dataset("acme").version == 1  # type: ignore[union-attr]
+
+
+def test_adapter_versions_and_folders_move_together(registry: Registry, tmp_path: Path) -> None:
+    assert _adapter(registry, tmp_path, "a") == 1
+    assert _adapter(registry, tmp_path, "b") == 2
+    assert sorted(p.name for p in (tmp_path / "adapters").iterdir()) == ["v1", "v2"]
+    assert registry.adapter("acme", 2).path == str(tmp_path / "adapters" / "v2")
+
+
+def test_failed_registration_leaves_no_folder_and_no_row(registry: Registry, tmp_path: Path) -> None:
+    _adapter(registry, tmp_path, "a")
+    staged = tmp_path / "adapters" / ".staging-dup"
+    staged.mkdir()
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):  # the same training run registered twice
+        registry.add_adapter(
+            library="acme",
+            training_run_id=1,
+            dataset_version=1,
+            base_model="tiny-llama",
+            staged=staged,
+            rank=8,
+            sha256="x",
+        )
+    assert staged.is_dir() and not (tmp_path / "adapters" / "v2").exists()
+    assert [a.version for a in registry.adapters("acme")] == [1]
+
+
+def test_promote_moves_alias_and_keeps_history(registry: Registry, tmp_path: Path) -> None:
+    for run in "abc":
+        _adapter(registry, tmp_path, run)
+    assert registry.promote("acme", 1) is None
+    assert registry.promote("acme", 2) == 1
+    assert registry.promote("acme", 3) == 2
+    assert registry.aliases() == {"acme": "acme@v3"}
+    assert [a.status for a in registry.adapters("acme")] == ["retired", "previous", "production"]
+    assert [(d.adapter_version, d.previous_version) for d in registry.deployments("acme")] == [
+        (1, None),
+        (2, 1),
+        (3, 2),
+    ]
+
+
+def test_failed_deployment_is_recorded_without_moving_alias(registry: Registry, tmp_path: Path) -> None:
+    _adapter(registry, tmp_path, "a")
+    _adapter(registry, tmp_path, "b")
+    registry.promote("acme", 1)
+    registry.record_failed_deployment("acme", 2, "smoke test failed")
+    assert registry.aliases() == {"acme": "acme@v1"}
+    assert registry.deployments("acme")[-1].status == "failed"

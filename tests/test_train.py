@@ -1,0 +1,68 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from doctune import corpus
+from doctune.config import LibraryConfig, Settings, TrainParams
+from doctune.errors import DoctuneError
+from doctune.registry import Registry
+from doctune.train import TARGET_MODULES, adapter_digest, train
+
+pytestmark = pytest.mark.slow
+
+
+def test_train_registers_an_adapter_vllm_can_load(settings: Settings, library: LibraryConfig) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    dataset = corpus.build(library, settings)
+    result = train(library, settings)
+    registry = Registry.open(settings)
+    adapter = registry.adapter(library.name, result.adapter_version)
+    assert (result.adapter_version, result.steps, adapter.dataset_version) == (1, 20, dataset.version)
+    folder = Path(result.adapter_path)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    # vLLM's LoRA loader refuses modules_to_save and embedding/lm_head targets.
+    assert config["modules_to_save"] is None and sorted(config["target_modules"]) == sorted(TARGET_MODULES)
+    assert config["r"] == library.train.lora_rank
+    assert (folder / "adapter_model.safetensors").stat().st_size > 0
+    assert "dataset: v1" in (folder / "README.md").read_text()
+    assert adapter.sha256 == adapter_digest(folder) and adapter.status == "candidate"
+    run = registry.run(result.run_id)
+    assert run.status == "succeeded" and run.train_loss is not None and run.train_loss < 6.5
+    events = EventAccumulator(str(next((settings.tensorboard_path / library.name).iterdir())))
+    events.Reload()
+    assert len(events.Scalars("train/loss")) >= 3
+
+
+def test_retry_of_a_finished_run_returns_its_adapter(settings: Settings, library: LibraryConfig) -> None:
+    corpus.build(library, settings)
+    first = train(library, settings)
+    run_dir = Path(Registry.open(settings).run(first.run_id).output_dir)
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-10", "checkpoint-20"]
+    # A retried task (same dataset, same parameters) must not create a second version.
+    assert train(library, settings) == first
+    assert [a.version for a in Registry.open(settings).adapters(library.name)] == [1]
+    bigger = train(library, settings, params=library.train.model_copy(update={"max_steps": 25}))
+    assert bigger.adapter_version == 2 and bigger.steps == 25
+
+
+def test_rank_above_the_serving_limit_fails_before_training(settings: Settings, library: LibraryConfig) -> None:
+    corpus.build(library, settings)
+    with pytest.raises(DoctuneError, match="lora_rank=64 is above the serving limit --max-lora-rank 16"):
+        train(library, settings, params=TrainParams(lora_rank=64, lora_alpha=64))
+    assert Registry.open(settings).adapters(library.name) == []
+
+
+def test_no_dataset_yet(settings: Settings, library: LibraryConfig) -> None:
+    with pytest.raises(DoctuneError, match="has no dataset version yet: run `doctune corpus build ledgerkite`"):
+        train(library, settings)
+
+
+def test_missing_base_model_registers_nothing(settings: Settings, library: LibraryConfig, tmp_path: Path) -> None:
+    corpus.build(library, settings)
+    broken = library.model_copy(update={"base_model": str(tmp_path / "no-such-model")})
+    with pytest.raises(DoctuneError, match="is not a model folder"):
+        train(broken, settings)
+    assert Registry.open(settings).adapters(library.name) == []
