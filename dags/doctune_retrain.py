@@ -91,8 +91,13 @@ def retrain_dag(library: LibraryConfig) -> DAG:
             pool="gpu",
             execution_timeout=timedelta(hours=6),
         )
+        # Held-out loss runs the model in-process: evaluation belongs on the GPU worker too.
         evaluate = EvaluateOperator(
-            task_id="evaluate", library=library.name, adapter_version=_pull("train", "adapter_version")
+            task_id="evaluate",
+            library=library.name,
+            adapter_version=_pull("train", "adapter_version"),
+            queue="gpu",
+            pool="gpu",
         )
         deploy = DeployOperator(
             task_id="deploy",

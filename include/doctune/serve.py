@@ -32,8 +32,9 @@ def served_name(library: str, version: int) -> str:
 
 
 def base_served_name(base_model: str) -> str:
-    """The name vLLM serves the base model under: the built-in name, or the folder/hub name's last part."""
-    return Path(base_model.rstrip("/")).name
+    """The name vLLM serves the base model under: a built-in name or hub id as is (vLLM's default for a hub
+    id), a local folder by its last part."""
+    return Path(base_model.rstrip("/")).name if base_model.startswith(("/", ".", "~")) else base_model
 
 
 class VLLMClient:
