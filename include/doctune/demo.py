@@ -141,7 +141,9 @@ def run_pipeline(settings: Settings, library: LibraryConfig, console: Console | 
     run_airflow(settings, ["dags", "test", f"doctune_retrain__{library.name}"], logfile, console)
 
 
-def summary(settings: Settings, library: LibraryConfig, console: Console) -> dict[str, object]:
+def summary(
+    settings: Settings, library: LibraryConfig, console: Console, dataset_before: int | None
+) -> dict[str, object]:
     from doctune.registry import Registry
     from doctune.serve import ask, base_served_name, ensure_gateway, ensure_vllm
 
@@ -150,7 +152,10 @@ def summary(settings: Settings, library: LibraryConfig, console: Console) -> dic
     dataset = registry.latest_dataset(library.name)
     production = registry.production(library.name)
     if snapshot is None or dataset is None or production is None:
-        raise DoctuneError("the pipeline did not produce a production adapter; see the Airflow log above")
+        rejected = registry.adapters(library.name)
+        evaluation = registry.latest_evaluation(library.name, rejected[-1].version) if rejected else None
+        why = f": the gate said {evaluation.reasons!r}" if evaluation else "; see the Airflow log above"
+        raise DoctuneError(f"the pipeline did not produce a production adapter{why}")
     evaluation = registry.latest_evaluation(library.name, production.version)
     metrics = evaluation.metrics if evaluation else {}
     run = registry.run(production.training_run_id)
@@ -160,6 +165,8 @@ def summary(settings: Settings, library: LibraryConfig, console: Console) -> dic
     answer = ask(settings, library.name, SAMPLE_QUESTION, max_tokens=96)
 
     table = Table(title=f"doctune demo: {library.name}", show_header=False)
+    if dataset.version == dataset_before:
+        table.add_row("this run", f"no doc change since dataset v{dataset.version}: nothing rebuilt or trained")
     table.add_row("commit pulled", snapshot.commit[:12])
     table.add_row("dataset", f"v{dataset.version}: {dataset.n_train} train / {dataset.n_eval} held-out pairs")
     table.add_row("training", f"{run.steps} steps on {library.base_model}, final train loss {run.train_loss:.3f}")
@@ -188,6 +195,7 @@ def summary(settings: Settings, library: LibraryConfig, console: Console) -> dic
 
 def run_demo(settings: Settings, *, base_model: str, max_steps: int, edit_docs: bool, console: Console) -> None:
     from doctune.models import resolve_base_model
+    from doctune.registry import Registry
 
     started = time.monotonic()
     os.environ["DOCTUNE_HOME"] = str(settings.home)
@@ -202,7 +210,8 @@ def run_demo(settings: Settings, *, base_model: str, max_steps: int, edit_docs: 
         f"running doctune_retrain__{library.name} through Airflow "
         f"(full log: {settings.home / 'logs' / 'airflow-demo.log'})"
     )
+    latest = Registry.open(settings).latest_dataset(library.name)
     run_pipeline(settings, library, console)
-    result = summary(settings, library, console)
+    result = summary(settings, library, console, latest.version if latest else None)
     (settings.path("logs") / "demo-summary.json").write_text(json.dumps(result, indent=2, default=str))
     console.print(f"demo finished in {time.monotonic() - started:.0f} s")

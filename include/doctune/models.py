@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import cast
 
 from doctune.config import Settings
 from doctune.errors import DoctuneError
@@ -104,19 +105,17 @@ def _convert_smollm(dest: Path) -> None:
     """GGUF -> fp32 safetensors. transformers dequantises GGUF on load but refuses to save such a model, so
     copy its weights into a fresh model built from the same config."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     gguf = _smollm_gguf()
     log.info("converting %s to safetensors (one time, ~30 s)", gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    config = loaded.config
-    config.quantization_config = None
+    config = cast(LlamaConfig, loaded.config)
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
     model = LlamaForCausalLM(config)
     model.load_state_dict(loaded.state_dict())
-    model.to(torch.float32)
     tokenizer.chat_template = CHATML_TEMPLATE
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(dest, safe_serialization=True)

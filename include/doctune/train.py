@@ -70,7 +70,7 @@ def _log_lines_callback() -> Any:
     """Plain log lines per logging step, for Airflow task logs where no progress bar renders."""
     from transformers import TrainerCallback
 
-    class LogLines(TrainerCallback):  # type: ignore[misc]
+    class LogLines(TrainerCallback):
         def on_log(
             self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
         ) -> None:
@@ -228,6 +228,7 @@ def _fit(
         callbacks=[_log_lines_callback()],
     )
     result = trainer.train(resume_from_checkpoint=True if resume else None)
-    trainer.model.save_pretrained(run_dir / "adapter")
+    peft_model: Any = trainer.model
+    peft_model.save_pretrained(run_dir / "adapter")
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return trainer.state.global_step, (losses[-1] if losses else result.training_loss)

@@ -7,6 +7,7 @@ from doctune.registry import VERSION_TABLE, Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
+assert url, "registry.migrate sets sqlalchemy.url"
 engine = create_engine(url, poolclass=pool.NullPool)
 with engine.connect() as connection:
     context.configure(
