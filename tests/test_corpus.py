@@ -32,11 +32,22 @@ def test_extract_reads_docs_and_public_api(settings: Settings, library: LibraryC
     docs = [u for u in surface.units if u.kind == "doc"]
     assert len(api) >= 15 and len(docs) >= 10
     nibble = api["ledgerkite.envelopes.nibble"]
-    assert nibble.signature.startswith("def ledgerkite.envelopes.nibble(envelope: Envelope, amount: int")
+    assert nibble.signature.startswith("def nibble(envelope: Envelope, amount: int")
     assert "allow_overdraw" in nibble.params
-    assert any("deprecated" in u.text.lower() for u in api.values())  # the deprecation marker is read
+    assert "digest_for_month" in api["ledgerkite.reports.monthly_digest"].deprecated
     assert not any(name.split(".")[-1].startswith("_") for name in api)
-    assert any(u.path == "CHANGELOG.md" for u in docs) and any(u.examples for u in docs)
+    assert any(u.examples for u in docs) and not any(u.path == "CHANGELOG.md" for u in docs)
+    changes = {u.title for u in surface.units if u.kind == "change"}
+    assert {"0.3.0 Deprecated", "0.3.0 Added"} <= changes
+    examples = [u for u in surface.units if u.kind == "example"]
+    assert len(examples) >= 12 and all(u.text.startswith("def test_") for u in examples)
+    # The symbol table knows re-exports and class attributes, not just definitions.
+    assert surface.symbols["ledgerkite.nibble"] == {
+        "kind": "alias",
+        "path": "ledgerkite/__init__.py",
+        "alias_of": "ledgerkite.envelopes.nibble",
+    }
+    assert surface.symbols["ledgerkite.rules.Verdict.VETO"]["kind"] == "attribute"
 
 
 def test_bad_files_are_skipped_with_a_reason(settings: Settings, library: LibraryConfig, demo_repo: Path) -> None:
@@ -110,9 +121,10 @@ def test_build_writes_a_registered_version_and_skips_when_unchanged(
     second = corpus.build(library, settings)
     assert (second.version, second.status) == (2, "built")
     assert manifest["content_hash"] != json.loads((Path(second.path) / "manifest.json").read_text())["content_hash"]
-    # A commit that touches no doc surface (a test file) builds nothing.
-    (demo_repo / "tests" / "test_extra.py").write_text("def test_x():\n    assert True\n")
-    _commit_all(demo_repo, "tests only")
+    # A commit that touches no doc surface (a private helper) builds nothing.
+    with open(demo_repo / "ledgerkite" / "envelopes.py", "a") as module:
+        module.write("\n\ndef _internal_helper(x: int) -> int:\n    return x * 2\n")
+    _commit_all(demo_repo, "internals only")
     assert corpus.build(library, settings).status == "unchanged"
 
 

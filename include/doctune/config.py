@@ -137,6 +137,37 @@ class GateParams(BaseModel):
     )
 
 
+class SourceConfig(BaseModel):
+    """Which tracked files of the repository feed the corpus (globs on repo-relative paths; ** spans folders)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include: list[str] = Field(
+        default=["**/*.md", "**/*.markdown", "**/*.rst", "**/*.txt", "**/*.py", "**/CHANGELOG*", "**/CHANGES*"],
+        description="Files to read. Python files count as API inside the package folder (or src/<package>), "
+        "as usage examples when they match 'tests'.",
+    )
+    exclude: list[str] = Field(
+        default=[
+            ".*/**",
+            "**/node_modules/**",
+            "build/**",
+            "dist/**",
+            "**/LICENSE*",
+            "**/requirements*.txt",
+            "**/conftest.py",
+            "docs/conf.py",
+            "**/_vendor/**",
+            "**/migrations/**",
+        ],
+        description="Files never read, even if included.",
+    )
+    tests: list[str] = Field(
+        default=["tests/**/test_*.py", "test/**/test_*.py", "**/tests/test_*.py", "**/tests/**/test_*.py"],
+        description="Test files, read as usage examples of the library.",
+    )
+
+
 class LibraryConfig(BaseModel):
     """One private library that doctune keeps a model fluent in (one YAML file in the libraries folder)."""
 
@@ -151,6 +182,7 @@ class LibraryConfig(BaseModel):
         description="Built-in model name (tiny-llama, smollm2-135m-instruct), a local folder, or a hub id.",
     )
     schedule: str | None = Field(default="@daily", description="Airflow schedule of the retrain DAG; null = manual.")
+    sources: SourceConfig = Field(default_factory=SourceConfig)
     eval_share: float = Field(default=0.15, gt=0, lt=0.5, description="Share of symbols/sections held out for eval.")
     train: TrainParams = Field(default_factory=TrainParams)
     gate: GateParams = Field(default_factory=GateParams)

@@ -1,0 +1,174 @@
+"""Quality filters. Each rejected pair is kept, with the filter's name and a reason, for the quality report.
+
+Order matters only for which reason a pair is blamed on: cheap structural checks first, then the
+hallucination check against the symbol table, then duplicates, then decontamination of training pairs
+against the evaluation split.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from doctune.corpus.generate import references
+
+CODE_BLOCK = re.compile(r"```(?:python|py|pycon)\n(.*?)```", re.S)
+MIN_QUESTION, MAX_QUESTION = 8, 2000
+MIN_ANSWER, MAX_ANSWER = 2, 6000
+NGRAM = 13  # decontamination: any shared 13-word sequence with an evaluation answer (as GPT-3's paper did)
+SHINGLE, PERMUTATIONS, BANDS, NEAR_DUP = 5, 32, 8, 0.85
+_PRIME = (1 << 61) - 1
+_SEEDS = [
+    (
+        int.from_bytes(hashlib.sha256(f"a{i}".encode()).digest()[:8], "big") % _PRIME | 1,
+        int.from_bytes(hashlib.sha256(f"b{i}".encode()).digest()[:8], "big") % _PRIME,
+    )
+    for i in range(PERMUTATIONS)
+]
+
+
+@dataclass
+class Verdicts:
+    train: list[dict[str, Any]] = field(default_factory=list)
+    eval: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def reject(self, row: dict[str, Any], split: str, name: str, reason: str) -> None:
+        self.rejected.append(
+            {**row, "meta": {**row["meta"], "split": split, "rejected": {"filter": name, "reason": reason}}}
+        )
+
+
+def _answer(row: dict[str, Any]) -> str:
+    return str(row["messages"][-1]["content"])
+
+
+def _question(row: dict[str, Any]) -> str:
+    return str(row["messages"][0]["content"])
+
+
+def length_problem(row: dict[str, Any]) -> str | None:
+    q, a = len(_question(row)), len(_answer(row))
+    if not MIN_QUESTION <= q <= MAX_QUESTION:
+        return f"question has {q} characters (allowed {MIN_QUESTION}-{MAX_QUESTION})"
+    if not MIN_ANSWER <= a <= MAX_ANSWER:
+        return f"answer has {a} characters (allowed {MIN_ANSWER}-{MAX_ANSWER})"
+    return None
+
+
+def code_problem(row: dict[str, Any]) -> str | None:
+    """Python in an answer must parse (doctest blocks are checked as the code after their prompts)."""
+    for block in CODE_BLOCK.findall(_answer(row)):
+        lines = block.splitlines()
+        if any(line.lstrip().startswith(">>>") for line in lines):
+            lines = [ln.strip()[4:] for ln in lines if ln.strip().startswith((">>> ", "... ", ">>>"))]
+        try:
+            ast.parse("\n".join(lines))
+        except SyntaxError as exc:
+            return f"answer code does not parse: line {exc.lineno}: {exc.msg}"
+    return None
+
+
+def exists(name: str, symbols: dict[str, dict[str, Any]], known: set[str], depth: int = 0) -> bool:
+    """A referenced name is real if it is a symbol or a module/package prefix of one (``known``), or if it
+    resolves through a re-export (``pkg.nibble`` -> ``pkg.envelopes.nibble``)."""
+    if name in known:
+        return True
+    parts = name.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        symbol = symbols.get(".".join(parts[:i]))
+        if symbol and symbol.get("kind") == "alias" and depth < 5:
+            return exists(".".join([symbol["alias_of"], *parts[i:]]), symbols, known, depth + 1)
+    return False
+
+
+def known_names(symbols: dict[str, dict[str, Any]]) -> set[str]:
+    return {".".join(name.split(".")[:i]) for name in symbols for i in range(1, name.count(".") + 2)}
+
+
+def api_problem(row: dict[str, Any], package: str, symbols: dict[str, dict[str, Any]], known: set[str]) -> str | None:
+    """The hallucination filter: every ``package.x.y`` the pair mentions must exist at this commit."""
+    text = f"{_question(row)}\n{_answer(row)}"
+    unknown = sorted(n for n in references(text, package) if not exists(n, symbols, known))
+    return f"mentions APIs that do not exist: {', '.join(unknown[:5])}" if unknown else None
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _minhash(text: str) -> tuple[int, ...]:
+    words = _normal(text).split()
+    shingles = {" ".join(words[i : i + SHINGLE]) for i in range(max(len(words) - SHINGLE + 1, 1))}
+    hashes = [int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big") for s in shingles]
+    return tuple(min((a * h + b) % _PRIME for h in hashes) for a, b in _SEEDS)
+
+
+def _ngrams(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i : i + NGRAM]) for i in range(len(words) - NGRAM + 1)}
+
+
+def apply(
+    train: Iterable[dict[str, Any]],
+    held_out: Iterable[dict[str, Any]],
+    package: str,
+    symbols: dict[str, dict[str, Any]],
+) -> Verdicts:
+    out = Verdicts()
+    known = known_names(symbols)
+    seen: dict[str, str] = {}
+    buckets: dict[tuple[int, tuple[int, ...]], list[tuple[tuple[int, ...], str]]] = {}
+    rows = [("eval", r) for r in held_out] + [("train", r) for r in train]  # eval first: it wins duplicates
+    accepted: list[tuple[str, dict[str, Any]]] = []
+    for split, row in rows:
+        unit = row["meta"]["unit"]
+        for name, problem in (
+            ("length", length_problem(row)),
+            ("code", code_problem(row)),
+            ("api", api_problem(row, package, symbols, known)),
+        ):
+            if problem:
+                out.reject(row, split, name, problem)
+                break
+        else:
+            key = hashlib.sha256(_normal(_question(row) + "\0" + _answer(row)).encode()).hexdigest()
+            if key in seen:
+                out.reject(row, split, "duplicate", f"exact duplicate of a pair from {seen[key]}")
+                continue
+            signature = _minhash(_question(row) + " " + _answer(row))
+            rows_per_band = PERMUTATIONS // BANDS
+            near = None
+            for band in range(BANDS):
+                for other, other_unit in buckets.get(
+                    (band, signature[band * rows_per_band : (band + 1) * rows_per_band]), []
+                ):
+                    # Pairs of one unit are meant to overlap (same facts, different questions): compare across units.
+                    same = sum(x == y for x, y in zip(signature, other, strict=True)) / PERMUTATIONS
+                    if other_unit != unit and same >= NEAR_DUP:
+                        near = other_unit
+                        break
+                if near:
+                    break
+            if near:
+                out.reject(row, split, "near-duplicate", f"near-duplicate (MinHash >= {NEAR_DUP}) of {near}")
+                continue
+            seen[key] = unit
+            for band in range(BANDS):
+                buckets.setdefault((band, signature[band * rows_per_band : (band + 1) * rows_per_band]), []).append(
+                    (signature, unit)
+                )
+            accepted.append((split, row))
+    eval_grams = set().union(*(_ngrams(_answer(r)) for s, r in accepted if s == "eval"))
+    for split, row in accepted:
+        if split == "eval":
+            out.eval.append(row)
+        elif eval_grams and _ngrams(_answer(row)) & eval_grams:
+            out.reject(row, split, "decontamination", f"shares a {NGRAM}-word sequence with an evaluation answer")
+        else:
+            out.train.append(row)
+    return out

@@ -1,0 +1,323 @@
+"""Dataset versions: split, generate, filter, report, and write an immutable version atomically.
+
+A version folder holds ``train.jsonl``, ``eval.jsonl``, ``rejected.jsonl`` (every filtered pair and why),
+``symbols.json`` (the public API at that commit), ``report.json``/``report.md`` (quality) and
+``manifest.json`` (parent, commit, counts, content hash, diff against the parent). Pairs of units whose
+source did not change are copied from the parent version byte for byte, provenance included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from doctune.config import LibraryConfig, Settings
+from doctune.corpus import filters
+from doctune.corpus.extract import Surface, Unit, extract
+from doctune.corpus.generate import generate_pairs
+from doctune.errors import DoctuneError
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    library: str
+    version: int
+    commit: str
+    path: str
+    n_train: int
+    n_eval: int
+    status: str  # "built", "unchanged" (doc surface as before) or "existing" (same content as before)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def is_held_out(unit_key: str, share: float) -> bool:
+    """Stable per-unit split: the same key lands on the same side in every version."""
+    return int(hashlib.sha256(unit_key.encode()).hexdigest()[:8], 16) / 0x100000000 < share
+
+
+def split_units(units: list[Unit], share: float) -> tuple[list[Unit], list[Unit]]:
+    """Hold out whole symbols and doc sections (tests and changelog entries always train)."""
+    held = {u.key for u in units if u.kind in ("api", "doc") and is_held_out(u.key, share)}
+    # A tiny library may hash no symbol into the eval side: then hold out the one with the smallest hash, so
+    # there is always at least one API question the model never trained on.
+    if not any(k.startswith("api:") for k in held):
+        api = sorted((u for u in units if u.kind == "api"), key=lambda u: hashlib.sha256(u.key.encode()).hexdigest())
+        held.update(u.key for u in api[:1])
+    return [u for u in units if u.key not in held], [u for u in units if u.key in held]
+
+
+def load_rows(dataset_path: str | Path, split: str) -> list[dict[str, Any]]:
+    path = Path(dataset_path) / f"{split}.jsonl"
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except OSError as exc:
+        raise DoctuneError(f"cannot read {path}: {exc}; rebuild it with `doctune corpus build`") from exc
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows).encode()
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _pair_id(row: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(row["messages"], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _slot(row: dict[str, Any]) -> tuple[str, str, str]:
+    """What a pair is about, independent of its answer: changed answers show up as 'changed' in a diff."""
+    return row["meta"]["unit"], row["meta"]["generator"], row["messages"][0]["content"]
+
+
+def diff_rows(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, Any]:
+    old_slots = {_slot(r): _pair_id(r) for r in old}
+    new_slots = {_slot(r): _pair_id(r) for r in new}
+    changed = [s for s in new_slots.keys() & old_slots.keys() if new_slots[s] != old_slots[s]]
+    added = new_slots.keys() - old_slots.keys()
+    removed = old_slots.keys() - new_slots.keys()
+    units = sorted({s[0] for s in [*changed, *added, *removed]})
+    return {
+        "added": len(added),
+        "removed": len(removed),
+        "changed": len(changed),
+        "unchanged": len(new_slots) - len(added) - len(changed),
+        "units": units,
+    }
+
+
+def _rows_for(
+    units: list[Unit], lib: str, surface: Surface, commit: str, previous: dict[str, list[dict[str, Any]]]
+) -> tuple[list[dict[str, Any]], int]:
+    """Pairs for units: reused from the parent where the unit is unchanged, generated where it is new."""
+    rows, regenerated = [], 0
+    for unit in units:
+        digest = unit.digest()
+        reused = previous.get(unit.key)
+        if reused and all(r["meta"].get("unit_digest") == digest for r in reused):
+            rows.extend(reused)
+            continue
+        regenerated += 1
+        for pair in generate_pairs(unit, lib, surface.symbols):
+            pair["meta"]["commit"] = commit
+            rows.append(pair)
+    return rows, regenerated
+
+
+def _quantiles(values: list[int]) -> dict[str, int]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+    return {
+        "min": ordered[0],
+        "p50": ordered[len(ordered) // 2],
+        "p90": ordered[int(len(ordered) * 0.9)],
+        "max": ordered[-1],
+    }
+
+
+def quality_report(library: LibraryConfig, surface: Surface, verdicts: filters.Verdicts) -> dict[str, Any]:
+    kept = verdicts.train + verdicts.eval
+    public = sorted(n for n, s in surface.symbols.items() if s["kind"] in ("function", "class", "method"))
+    covered = {r["meta"]["unit"].removeprefix("api:") for r in kept if r["meta"]["unit"].startswith("api:")}
+    reasons = Counter(r["meta"]["rejected"]["filter"] for r in verdicts.rejected)
+    return {
+        "library": library.name,
+        "pairs": {"train": len(verdicts.train), "eval": len(verdicts.eval), "rejected": len(verdicts.rejected)},
+        "units_by_source": dict(Counter(u.kind for u in surface.units)),
+        "pairs_by_generator": dict(Counter(r["meta"]["generator"] for r in kept)),
+        "rejected_by_filter": dict(reasons),
+        "duplicates_removed": reasons["duplicate"] + reasons["near-duplicate"],
+        "api_coverage": {
+            "public_symbols": len(public),
+            "covered": len(covered & set(public)),
+            "share": round(len(covered & set(public)) / len(public), 4) if public else 0.0,
+            "uncovered": sorted(set(public) - covered)[:25],
+        },
+        "answer_chars": _quantiles([len(r["messages"][-1]["content"]) for r in kept]),
+        "skipped_files": surface.skipped,
+        "secrets_removed": dict(surface.scrubbed),
+        "sample": [
+            {
+                "question": r["messages"][0]["content"],
+                "answer": r["messages"][-1]["content"][:300],
+                "generator": r["meta"]["generator"],
+            }
+            for r in kept[:: max(len(kept) // 5, 1)][:5]
+        ],
+        "rejected_sample": [
+            {"question": r["messages"][0]["content"][:200], **r["meta"]["rejected"]} for r in verdicts.rejected[:5]
+        ],
+    }
+
+
+def report_markdown(report: dict[str, Any], version: int) -> str:
+    pairs, coverage = report["pairs"], report["api_coverage"]
+    lines = [
+        f"# Dataset v{version} of {report['library']}: quality report",
+        "",
+        f"- pairs: {pairs['train']} train, {pairs['eval']} held out, {pairs['rejected']} rejected",
+        f"- API coverage: {coverage['covered']}/{coverage['public_symbols']} public symbols "
+        f"({coverage['share']:.0%}) have at least one pair",
+        f"- duplicates removed: {report['duplicates_removed']}",
+        f"- answer length (characters): {report['answer_chars']}",
+        f"- secrets or private hosts removed: {report['secrets_removed'] or 'none'}",
+        "",
+        "| source | units |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in sorted(report["units_by_source"].items())),
+        "",
+        "| generator | pairs kept |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in sorted(report["pairs_by_generator"].items())),
+        "",
+        "| filter | pairs rejected |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in sorted(report["rejected_by_filter"].items())),
+        "",
+    ]
+    if report["skipped_files"]:
+        lines += [
+            "| skipped file | reason |",
+            "|---|---|",
+            *(f"| {k} | {v} |" for k, v in sorted(report["skipped_files"].items())),
+            "",
+        ]
+    lines += ["## Sample", ""] + [f"- **{s['question']}** ({s['generator']})" for s in report["sample"]]
+    return "\n".join(lines) + "\n"
+
+
+def build(
+    library: LibraryConfig,
+    settings: Settings,
+    *,
+    commit: str | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> DatasetInfo:
+    """Check out ``commit`` (default: the branch head) and build a new dataset version if its doc surface
+    changed since the latest version, or if ``force``."""
+    from doctune.registry import Registry
+    from doctune.sources import sync_repository
+
+    say = progress or (lambda message: log.info("%s", message))
+    registry = Registry.open(settings)
+    say(f"syncing {library.name}")
+    tree, commit = sync_repository(library, settings, commit)
+    say("reading docs, API, tests and changelog")
+    surface = extract(tree, library)
+    latest = registry.latest_dataset(library.name)
+    if latest and latest.surface_hash == surface.fingerprint and not force:
+        log.info(
+            "doc surface of %s unchanged since dataset v%d (commit %s): skipping corpus, training, "
+            "evaluation and deployment",
+            library.name,
+            latest.version,
+            latest.commit[:12],
+        )
+        return DatasetInfo(
+            library.name, latest.version, latest.commit, latest.path, latest.n_train, latest.n_eval, "unchanged"
+        )
+
+    previous_rows: list[dict[str, Any]] = []
+    if latest and Path(latest.path).is_dir():
+        previous_rows = [r for split in ("train", "eval", "rejected") for r in load_rows(latest.path, split)]
+    previous: dict[str, list[dict[str, Any]]] = {}
+    for row in previous_rows:
+        clean = {
+            "messages": row["messages"],
+            "meta": {k: v for k, v in row["meta"].items() if k not in ("split", "rejected")},
+        }
+        previous.setdefault(row["meta"]["unit"], []).append(clean)
+
+    train_units, eval_units = split_units(surface.units, library.eval_share)
+    lib = library.import_name
+    say(f"generating pairs for {len(surface.units)} units")
+    train_rows, regen_train = _rows_for(train_units, lib, surface, commit, previous)
+    eval_rows, regen_eval = _rows_for(eval_units, lib, surface, commit, previous)
+    say(f"filtering {len(train_rows) + len(eval_rows)} pairs")
+    verdicts = filters.apply(train_rows, eval_rows, lib, surface.symbols)
+    train_bytes, eval_bytes = _jsonl(verdicts.train), _jsonl(verdicts.eval)
+    content_hash = hashlib.sha256(train_bytes + b"\0" + eval_bytes).hexdigest()
+    if latest and latest.content_hash == content_hash:
+        log.info("%s: pairs identical to dataset v%d; reusing it", library.name, latest.version)
+        return DatasetInfo(
+            library.name, latest.version, latest.commit, latest.path, latest.n_train, latest.n_eval, "existing"
+        )
+
+    version = registry.next_dataset_version(library.name)
+    report = quality_report(library, surface, verdicts)
+    parent_kept = [r for r in previous_rows if "rejected" not in r["meta"]]
+    manifest = {
+        "library": library.name,
+        "version": version,
+        "parent": latest.version if latest else None,
+        "commit": commit,
+        "surface_hash": surface.fingerprint,
+        "content_hash": content_hash,
+        "n_train": len(verdicts.train),
+        "n_eval": len(verdicts.eval),
+        "n_rejected": len(verdicts.rejected),
+        "units": {"train": len(train_units), "eval": len(eval_units), "regenerated": regen_train + regen_eval},
+        "eval_share": library.eval_share,
+        "diff": diff_rows(parent_kept, verdicts.train + verdicts.eval) if latest else None,
+    }
+    root = settings.path("datasets", library.name)
+    staging, final = root / f".staging-v{version}-{os.getpid()}", root / f"v{version}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        _write_durably(staging / "train.jsonl", train_bytes)
+        _write_durably(staging / "eval.jsonl", eval_bytes)
+        _write_durably(staging / "rejected.jsonl", _jsonl(verdicts.rejected))
+        _write_durably(staging / "symbols.json", json.dumps(surface.symbols, indent=1, sort_keys=True).encode())
+        _write_durably(staging / "report.json", json.dumps(report, indent=2, sort_keys=True).encode())
+        _write_durably(staging / "report.md", report_markdown(report, version).encode())
+        _write_durably(staging / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
+        # The version becomes visible only as a whole: rename the finished folder, then register it.
+        if final.exists():  # left by a crash between rename and register: it was never registered
+            shutil.rmtree(final)
+        staging.rename(final)
+        registry.add_dataset(
+            library=library.name,
+            version=version,
+            commit=commit,
+            surface_hash=surface.fingerprint,
+            content_hash=content_hash,
+            path=str(final),
+            n_train=len(verdicts.train),
+            n_eval=len(verdicts.eval),
+        )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+    log.info(
+        "dataset v%d of %s: %d train / %d eval pairs, %d rejected, from commit %s (%d of %d units regenerated)",
+        version,
+        library.name,
+        len(verdicts.train),
+        len(verdicts.eval),
+        len(verdicts.rejected),
+        commit[:12],
+        regen_train + regen_eval,
+        len(surface.units),
+    )
+    return DatasetInfo(library.name, version, commit, str(final), len(verdicts.train), len(verdicts.eval), "built")

@@ -1,0 +1,113 @@
+"""Quality filters and extraction helpers on crafted input: each rejection names its filter and reason."""
+
+from typing import Any
+
+import pytest
+
+from doctune.corpus import filters
+from doctune.corpus.extract import matches, rst_units, scrub
+from doctune.corpus.generate import references
+
+SYMBOLS: dict[str, dict[str, Any]] = {
+    "acme": {"kind": "module", "path": "acme/__init__.py"},
+    "acme.core": {"kind": "module", "path": "acme/core.py"},
+    "acme.core.launch": {"kind": "function", "path": "acme/core.py", "summary": "Launch a rocket."},
+    "acme.core.Rocket": {"kind": "class", "path": "acme/core.py", "summary": "A rocket."},
+    "acme.core.Rocket.fuel": {"kind": "attribute", "path": "acme/core.py"},
+    "acme.launch": {"kind": "alias", "path": "acme/__init__.py", "alias_of": "acme.core.launch"},
+}
+
+
+def row(question: str, answer: str, unit: str = "api:acme.core.launch", generator: str = "purpose") -> dict[str, Any]:
+    return {
+        "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
+        "meta": {"unit": unit, "generator": generator},
+    }
+
+
+def reasons(verdicts: filters.Verdicts) -> list[tuple[str, str]]:
+    return [(r["meta"]["rejected"]["filter"], r["meta"]["rejected"]["reason"]) for r in verdicts.rejected]
+
+
+def test_hallucinated_api_is_rejected_and_real_ones_pass() -> None:
+    good = row("How do I launch?", "```python\nimport acme as a\na.launch()\nr = a.core.Rocket()\nr.fuel\n```")
+    aliased = row("How to launch it?", "Call `acme.launch()` or `acme.core.Rocket.fuel`.", unit="doc:x#a")
+    bad = row("How do I land?", "```python\nfrom acme.core import land\nland()\n```", unit="doc:x#b")
+    verdicts = filters.apply([good, aliased, bad], [], "acme", SYMBOLS)
+    assert verdicts.train == [good, aliased]
+    assert reasons(verdicts) == [("api", "mentions APIs that do not exist: acme.core.land")]
+
+
+def test_code_must_parse_and_lengths_are_bounded() -> None:
+    broken = row("Show code for launching.", "```python\ndef f(:\n```")
+    doctest = row("Show a doctest for it.", "```python\n>>> x = 1\n>>> x + 1\n2\n```", unit="doc:d#1")
+    short = row("Why?", "Because.", unit="doc:d#2")
+    verdicts = filters.apply([broken, doctest, short], [], "acme", SYMBOLS)
+    assert verdicts.train == [doctest]
+    assert reasons(verdicts) == [
+        ("code", "answer code does not parse: line 1: invalid syntax"),
+        ("length", "question has 4 characters (allowed 8-2000)"),
+    ]
+
+
+def test_exact_and_near_duplicates_across_units() -> None:
+    text = " ".join(f"word{i}" for i in range(60))
+    first = row("Tell me about the launch window.", text, unit="doc:a#1")
+    same = row("Tell me about the   launch window.", text, unit="doc:b#1")
+    near = row("Tell me about the launch window!", text + " extra", unit="doc:c#1")
+    sibling = row("Tell me about the launch window?", text + " more", unit="doc:a#1")  # same unit: kept
+    verdicts = filters.apply([first, same, near, sibling], [], "acme", SYMBOLS)
+    assert verdicts.train == [first, sibling]
+    assert [r[0] for r in reasons(verdicts)] == ["duplicate", "near-duplicate"]
+
+
+def test_training_pairs_that_leak_evaluation_answers_are_removed() -> None:
+    answer = "The launch function counts down from ten and then ignites all three engines at once for liftoff."
+    held = row("What does acme.core.launch do?", answer)
+    leaking = row("Explain the launch section.", f"As documented: {answer}", unit="doc:guide#launch")
+    clean = row("Explain the rocket section.", "Rockets carry fuel.", unit="doc:guide#rocket")
+    verdicts = filters.apply([leaking, clean], [held], "acme", SYMBOLS)
+    assert verdicts.eval == [held] and verdicts.train == [clean]
+    assert reasons(verdicts)[0][0] == "decontamination"
+
+
+@pytest.mark.parametrize(
+    "secret,kind",
+    [
+        ("AKIAIOSFODNN7EXAMPLE", "aws access key"),
+        ("ghp_" + "a" * 36, "github token"),
+        ("https://deploy:hunter22@git.example.com/x.git", "credentials in url"),
+        ('password = "correct-horse-battery"', "password assignment"),
+        ("see http://build.corp:8080/job/1", "private host"),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----", "private key"),
+    ],
+)
+def test_secrets_are_scrubbed(secret: str, kind: str) -> None:
+    clean, found = scrub(f"config: {secret} end")
+    assert found == {kind: 1}
+    assert "<REDACTED>" in clean
+    for fragment in ("AKIAIOSFODNN7", "aaaaaaaa", "hunter22", "correct-horse", "build.corp", "MIIE"):
+        assert fragment not in clean
+
+
+def test_references_follow_imports_and_aliases() -> None:
+    code = "import acme.core as c\nfrom acme import launch, Rocket as R\nc.launch()\nacme.core.Rocket.fuel"
+    expected = {"acme.core", "acme.core.launch", "acme.launch", "acme.Rocket", "acme.core.Rocket.fuel"}
+    assert references(code, "acme") == expected
+
+
+def test_globs() -> None:
+    assert matches("README.md", ["**/*.md"]) and matches("docs/a/b.md", ["**/*.md"])
+    assert not matches("docs/a.py", ["docs/*.md"]) and matches("tests/unit/test_x.py", ["tests/**/test_*.py"])
+    assert not matches("pkg/sub/x.py", ["pkg/*.py"])
+
+
+def test_rst_sections_with_code_and_broken_markup() -> None:
+    text = (
+        "Guide\n=====\n\nIntro paragraph about rockets.\n\nLaunching\n---------\n\nUse it like this::\n\n"
+        "    import acme\n    acme.launch()\n\n.. unknown-directive:: ignored\n\n`broken markup\n"
+    )
+    units = rst_units("docs/guide.rst", text)
+    launching = next(u for u in units if u.title == "Guide > Launching")
+    assert launching.examples == ("import acme\nacme.launch()",)
+    assert "Use it like this" in launching.text
