@@ -64,3 +64,16 @@ def test_corpus_build_and_status(settings: Settings, library: LibraryConfig) -> 
     assert "dataset v1 (unchanged)" in again.stdout
     status = _run(settings, "status", library.name)
     assert "production base model; latest dataset v1" in status.stdout
+
+
+def test_corpus_show_and_diff(settings: Settings, library: LibraryConfig, demo_repo: Path) -> None:
+    from doctune.demo import edit_demo_docs
+
+    assert _run(settings, "corpus", "build", library.name).returncode == 0
+    edit_demo_docs(demo_repo, 1)
+    assert _run(settings, "corpus", "build", library.name).returncode == 0
+    show = _run(settings, "corpus", "show", library.name)
+    assert show.returncode == 0 and "Dataset v2 of ledgerkite: quality report" in show.stdout
+    diff = _run(settings, "corpus", "diff", library.name, "1", "2")
+    assert diff.returncode == 0, diff.stderr
+    assert "0 removed, 0 changed" in diff.stdout and "Envelope tips (1)" in diff.stdout

@@ -138,3 +138,51 @@ def test_failed_registration_leaves_no_dataset_folder(
     with pytest.raises(RuntimeError, match="database went away"):
         corpus.build(library, settings)
     assert list((settings.home / "datasets" / library.name).iterdir()) == []
+
+
+def test_incremental_rebuild_regenerates_only_the_edited_section(
+    settings: Settings, library: LibraryConfig, demo_repo: Path
+) -> None:
+    first = corpus.build(library, settings)
+    edit_demo_docs(demo_repo, 1)
+    second = corpus.build(library, settings)
+    manifest = json.loads((Path(second.path) / "manifest.json").read_text())
+    new_unit = "doc:docs/envelopes.md#Envelopes > Envelope tips (1)"
+    assert manifest["units"]["regenerated"] == 1 and manifest["parent"] == 1
+    assert manifest["diff"]["units"] == [new_unit]
+    assert (manifest["diff"]["removed"], manifest["diff"]["changed"]) == (0, 0)
+    assert manifest["diff"]["added"] >= 1
+
+    def lines(path: str) -> set[str]:
+        folder = Path(path)
+        return {
+            line for split in ("train", "eval") for line in (folder / f"{split}.jsonl").read_text().splitlines()
+        }
+
+    old, new = lines(first.path), lines(second.path)
+    assert old <= new  # every other pair is byte-identical, provenance (commit) included
+    assert all(json.loads(line)["meta"]["unit"] == new_unit for line in new - old)
+
+
+def test_quality_report_and_symbol_table_are_written(settings: Settings, library: LibraryConfig) -> None:
+    info = corpus.build(library, settings)
+    report = json.loads((Path(info.path) / "report.json").read_text())
+    assert report["api_coverage"]["share"] >= 0.9
+    assert report["pairs"] == {
+        "train": info.n_train,
+        "eval": info.n_eval,
+        "rejected": len(corpus.load_rows(info.path, "rejected")),
+    }
+    assert {"api", "doc", "example", "change"} <= set(report["units_by_source"])
+    assert "quality report" in (Path(info.path) / "report.md").read_text()
+    symbols = json.loads((Path(info.path) / "symbols.json").read_text())
+    assert symbols["ledgerkite.envelopes.nibble"]["kind"] == "function"
+
+
+def test_sources_are_configurable(settings: Settings, library: LibraryConfig) -> None:
+    from doctune.config import SourceConfig
+
+    docs_only = library.model_copy(update={"sources": SourceConfig(include=["docs/*.md"], exclude=[])})
+    tree, _ = sync_repository(docs_only, settings)
+    units = corpus.extract(tree, docs_only).units
+    assert units and {u.path for u in units} <= {"docs/envelopes.md", "docs/rules.md", "docs/reports.md"}

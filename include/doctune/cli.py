@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -70,12 +71,63 @@ def corpus_build(
     from doctune.corpus import build
 
     settings = Settings()
-    with console.status(f"building the corpus of {library}"):
-        info = build(get_library(settings, library), settings, commit=commit, force=force)
+    with console.status(f"building the corpus of {library}") as status:
+        info = build(
+            get_library(settings, library),
+            settings,
+            commit=commit,
+            force=force,
+            progress=lambda message: status.update(message),
+        )
     out.print(
         f"dataset v{info.version} ({info.status}): {info.n_train} train / {info.n_eval} eval pairs "
         f"from {info.commit[:12]} in {info.path}"
     )
+
+
+def _dataset_path(settings: Settings, library: str, version: int | None) -> Path:
+    from doctune.registry import Registry
+
+    get_library(settings, library)
+    registry = Registry.open(settings)
+    dataset = registry.dataset(library, version) if version else registry.latest_dataset(library)
+    if dataset is None:
+        raise DoctuneError(f"{library} has no dataset version yet: run `doctune corpus build {library}`")
+    return Path(dataset.path)
+
+
+@corpus_app.command("show")
+def corpus_show(
+    library: Library,
+    version: Annotated[int | None, typer.Option(help="Dataset version (default: latest).")] = None,
+) -> None:
+    """The quality report of a dataset version: coverage, rejections and their reasons, a sample."""
+    from rich.markdown import Markdown
+
+    out.print(Markdown((_dataset_path(Settings(), library, version) / "report.md").read_text()))
+
+
+@corpus_app.command("diff")
+def corpus_diff(
+    library: Library,
+    old: Annotated[int, typer.Argument(help="Older dataset version.")],
+    new: Annotated[int, typer.Argument(help="Newer dataset version.")],
+) -> None:
+    """Pairs added, removed and changed between two dataset versions, and the units they come from."""
+    from doctune.corpus import diff_rows, load_rows
+
+    settings = Settings()
+    rows = [
+        [r for split in ("train", "eval") for r in load_rows(_dataset_path(settings, library, v), split)]
+        for v in (old, new)
+    ]
+    diff = diff_rows(rows[0], rows[1])
+    out.print(
+        f"v{old} -> v{new}: {diff['added']} added, {diff['removed']} removed, {diff['changed']} changed, "
+        f"{diff['unchanged']} unchanged"
+    )
+    for unit in diff["units"]:
+        out.print(f"  {unit}")
 
 
 @app.command("train")
