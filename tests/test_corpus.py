@@ -155,9 +155,7 @@ def test_incremental_rebuild_regenerates_only_the_edited_section(
 
     def lines(path: str) -> set[str]:
         folder = Path(path)
-        return {
-            line for split in ("train", "eval") for line in (folder / f"{split}.jsonl").read_text().splitlines()
-        }
+        return {line for split in ("train", "eval") for line in (folder / f"{split}.jsonl").read_text().splitlines()}
 
     old, new = lines(first.path), lines(second.path)
     assert old <= new  # every other pair is byte-identical, provenance (commit) included

@@ -84,6 +84,81 @@ def bench_corpus(settings: Settings, library: LibraryConfig) -> None:
     )
 
 
+def real_library_repo(workdir: Path, package: str = "click", version: str = "8.1.7") -> Path:
+    """A real third-party library with its docs: its sdist from the package registry, made a git repository."""
+    import tarfile
+
+    from doctune.demo import _git
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"{package}=={version}",
+            "-d",
+            str(workdir),
+        ],
+        check=True,
+    )
+    archive = next(workdir.glob(f"{package}-{version}.tar.gz"))
+    with tarfile.open(archive) as tar:
+        tar.extractall(workdir, filter="data")
+    repo = workdir / f"{package}-{version}"
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", f"{package} {version}")
+    return repo
+
+
+def bench_corpus_real(settings: Settings, workdir: Path) -> None:
+    import tracemalloc
+
+    from doctune import corpus
+    from doctune.corpus.extract import classify, tracked_files
+    from doctune.demo import _git
+
+    repo = real_library_repo(workdir)
+    library = LibraryConfig(name="click", package="click", repo_url=repo.as_uri())
+    write_library(settings, library)
+    files = [f for f in tracked_files(repo) if classify(f, library)]
+    tracemalloc.start()
+    started = time.perf_counter()
+    full = corpus.build(library, settings)
+    full_seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    manifest = json.loads((Path(full.path) / "manifest.json").read_text())
+    report = json.loads((Path(full.path) / "report.json").read_text())
+    table = json.loads((Path(full.path) / "symbols.json").read_text())
+    symbols = sum(s["kind"] in ("function", "class", "method") for s in table.values())
+    pairs = full.n_train + full.n_eval
+    print(
+        f"corpus of click 8.1.7: {len(files)} files read, {symbols} public symbols, {pairs} pairs kept, "
+        f"{manifest['n_rejected']} rejected {report['rejected_by_filter']}; {full_seconds:.1f} s "
+        f"({pairs / full_seconds:.0f} pairs/s), peak Python memory {peak:.0f} MiB; API coverage "
+        f"{report['api_coverage']['share']:.0%}"
+    )
+
+    page = repo / "docs" / "quickstart.rst"
+    page.write_text(page.read_text() + "\n\nA closing tip\n-------------\n\nRun ``--help`` on every command.\n")
+    _git(repo, "commit", "-q", "-am", "docs: a closing tip")
+    started = time.perf_counter()
+    incremental = corpus.build(library, settings)
+    seconds = time.perf_counter() - started
+    diff = json.loads((Path(incremental.path) / "manifest.json").read_text())["diff"]
+    print(
+        f"incremental rebuild after editing docs/quickstart.rst: {seconds:.2f} s, "
+        f"ratio to the full build {seconds / full_seconds:.2f} (goal <= 0.1); pairs added {diff['added']}, "
+        f"removed {diff['removed']}, changed {diff['changed']}, from units {diff['units']}"
+    )
+
+
 def bench_train(settings: Settings, library: LibraryConfig) -> None:
     from doctune.train import train
 
@@ -111,6 +186,7 @@ def main() -> None:
         write_library(settings, library)
         bench_dag_parse(settings)
         bench_corpus(settings, library)
+        bench_corpus_real(settings, Path(tmp) / "real")
         bench_train(settings, library)
 
 

@@ -168,6 +168,28 @@ class SourceConfig(BaseModel):
     )
 
 
+class LLMConfig(BaseModel):
+    """The optional LLM-backed generator: any OpenAI-compatible endpoint, through LangChain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=False, description="Also ask an LLM for question-answer pairs per doc unit.")
+    base_url: str = Field(default="http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint.")
+    model: str = Field(default="gpt-4o-mini", description="Model name at that endpoint.")
+    api_key_env: str = Field(
+        default="DOCTUNE_LLM_API_KEY", description="Name of the environment variable holding the API key."
+    )
+    max_concurrency: int = Field(default=4, ge=1, le=64, description="Requests in flight at once.")
+    max_retries: int = Field(default=2, ge=0, le=10, description="Retries per request.")
+    timeout: float = Field(default=120.0, gt=0, description="Seconds per request.")
+    max_tokens: int = Field(default=512, ge=16, description="Longest completion per request.")
+    max_chars: int = Field(default=1500, ge=100, description="Longest excerpt sent per request.")
+    pairs_per_unit: int = Field(default=2, ge=1, le=10, description="Pairs asked for per unit.")
+    max_question_chars: int = Field(default=300, ge=10, description="Longest question the schema allows.")
+    max_answer_chars: int = Field(default=1500, ge=10, description="Longest answer the schema allows.")
+    token_budget: int = Field(default=200_000, ge=0, description="Stop sending requests after this many tokens.")
+
+
 class LibraryConfig(BaseModel):
     """One private library that doctune keeps a model fluent in (one YAML file in the libraries folder)."""
 
@@ -183,6 +205,7 @@ class LibraryConfig(BaseModel):
     )
     schedule: str | None = Field(default="@daily", description="Airflow schedule of the retrain DAG; null = manual.")
     sources: SourceConfig = Field(default_factory=SourceConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
     eval_share: float = Field(default=0.15, gt=0, lt=0.5, description="Share of symbols/sections held out for eval.")
     train: TrainParams = Field(default_factory=TrainParams)
     gate: GateParams = Field(default_factory=GateParams)

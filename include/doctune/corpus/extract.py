@@ -116,12 +116,21 @@ def matches(path: str, patterns: list[str]) -> bool:
     return any(_glob_regex(p).match(path) for p in patterns)
 
 
-def tracked_files(tree: Path) -> list[str]:
-    """Files git tracks at HEAD; untracked build output and anything outside the repo are never read."""
+def tracked_files(tree: Path) -> dict[str, str]:
+    """Files git tracks at HEAD (path -> blob id); untracked build output and anything outside the repo are
+    never read."""
     out = subprocess.run(
-        ["git", "-c", "core.hooksPath=/dev/null", "ls-files", "-z"], cwd=tree, check=True, capture_output=True
+        ["git", "-c", "core.hooksPath=/dev/null", "ls-files", "-s", "-z"],
+        cwd=tree,
+        check=True,
+        capture_output=True,
     ).stdout
-    return sorted(p for p in out.decode("utf-8", "replace").split("\0") if p)
+    files = {}
+    for entry in out.decode("utf-8", "replace").split("\0"):
+        if entry:
+            info, _, path = entry.partition("\t")
+            files[path] = info.split()[1]
+    return dict(sorted(files.items()))
 
 
 def read_text(tree: Path, rel: str) -> tuple[str | None, str]:
@@ -381,6 +390,12 @@ def python_units(rel: str, source: str) -> tuple[list[Unit], dict[str, dict[str,
                 for member in node.body:
                     if isinstance(member, ast.FunctionDef | ast.AsyncFunctionDef) and not member.name.startswith("_"):
                         add(member, f"{module}.{node.name}.{member.name}", owner=node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            # Module-level constants and aliases (``echo_via_pager = ...``) are API a pair may rightly mention.
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and public(target.id) and target.id != "__all__":
+                    symbols[f"{module}.{target.id}"] = {"kind": "attribute", "path": rel}
         elif isinstance(node, ast.ImportFrom) and node.level >= 0:
             # Re-exports (``from .envelopes import nibble`` in a package): the short name is public API too.
             base = module if rel.endswith("__init__.py") else module.rpartition(".")[0]
@@ -420,37 +435,62 @@ def example_units(rel: str, source: str) -> list[Unit]:
 # -- the surface ----------------------------------------------------------------------------------------------
 
 
-def extract(tree: Path, library: LibraryConfig) -> Surface:
-    """Read the selected files of a work tree into units and the public API's symbol table."""
+# Bump when extraction changes what it produces: cached results of older versions are then ignored.
+EXTRACTOR_VERSION = 2
+
+
+def read_file(tree: Path, rel: str, kind: str, package: str) -> dict[str, Any]:
+    """Units, symbols, secrets removed and (if skipped) the reason, for one file."""
+    text, reason = read_text(tree, rel)
+    if text is None:
+        return {"skipped": reason}
+    text, found = scrub(text)
+    result: dict[str, Any] = {"scrubbed": dict(found), "units": [], "symbols": {}}
+    try:
+        if kind == "api":
+            units, result["symbols"] = python_units(rel, text)
+        elif kind == "tests":
+            units = example_units(rel, text)
+        elif kind == "changelog":
+            units = changelog_units(rel, text)
+        else:
+            units = {"markdown": markdown_units, "rst": rst_units, "text": text_units}[kind](rel, text)
+    except SyntaxError as exc:
+        return {"skipped": f"Python does not parse: line {exc.lineno}: {exc.msg}"}
+    result["units"] = [asdict(u) for u in units]
+    return result
+
+
+def extract(tree: Path, library: LibraryConfig, cache: Path | None = None) -> Surface:
+    """Read the selected files of a work tree into units and the public API's symbol table.
+
+    With ``cache``, each file's result is kept under its git blob id: a new commit re-reads only the files it
+    changed, which is what makes incremental rebuilds cheap.
+    """
     units: list[Unit] = []
     symbols: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
     scrubbed: Counter[str] = Counter()
-    for rel in tracked_files(tree):
+    for rel, blob in tracked_files(tree).items():
         kind = classify(rel, library)
         if kind is None:
             continue
-        text, reason = read_text(tree, rel)
-        if text is None:
-            skipped[rel] = reason
-            log.warning("skipped %s: %s", rel, reason)
+        key = hashlib.sha256(f"{EXTRACTOR_VERSION}\0{blob}\0{rel}\0{kind}\0{library.import_name}".encode())
+        cached = cache / f"{key.hexdigest()}.json" if cache else None
+        if cached and cached.exists():
+            result = json.loads(cached.read_text())
+        else:
+            result = read_file(tree, rel, kind, library.import_name)
+            if cached:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                cached.write_text(json.dumps(result))
+        if "skipped" in result:
+            skipped[rel] = result["skipped"]
+            log.warning("skipped %s: %s", rel, result["skipped"])
             continue
-        text, found = scrub(text)
-        scrubbed.update(found)
-        try:
-            if kind == "api":
-                found_units, found_symbols = python_units(rel, text)
-                units += found_units
-                symbols.update(found_symbols)
-            elif kind == "tests":
-                units += example_units(rel, text)
-            elif kind == "changelog":
-                units += changelog_units(rel, text)
-            else:
-                units += {"markdown": markdown_units, "rst": rst_units, "text": text_units}[kind](rel, text)
-        except SyntaxError as exc:
-            skipped[rel] = f"Python does not parse: line {exc.lineno}: {exc.msg}"
-            log.warning("skipped %s: %s", rel, skipped[rel])
+        units += [Unit(**{k: tuple(v) if isinstance(v, list) else v for k, v in u.items()}) for u in result["units"]]
+        symbols.update(result["symbols"])
+        scrubbed.update(result["scrubbed"])
     if not any(u.kind in ("api", "doc") for u in units):
         raise DoctuneError(
             f"found no docs and no documented public API in {tree} for package {library.import_name!r}: "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,14 +22,22 @@ MIN_QUESTION, MAX_QUESTION = 8, 2000
 MIN_ANSWER, MAX_ANSWER = 2, 6000
 NGRAM = 13  # decontamination: any shared 13-word sequence with an evaluation answer (as GPT-3's paper did)
 SHINGLE, PERMUTATIONS, BANDS, NEAR_DUP = 5, 32, 8, 0.85
-_PRIME = (1 << 61) - 1
-_SEEDS = [
-    (
-        int.from_bytes(hashlib.sha256(f"a{i}".encode()).digest()[:8], "big") % _PRIME | 1,
-        int.from_bytes(hashlib.sha256(f"b{i}".encode()).digest()[:8], "big") % _PRIME,
+_PRIME = (1 << 31) - 1
+
+
+def _seeds(tag: str) -> Any:
+    import numpy as np
+
+    return np.array(
+        [
+            int.from_bytes(hashlib.sha256(f"{tag}{i}".encode()).digest()[:4], "big") % _PRIME | 1
+            for i in range(PERMUTATIONS)
+        ],
+        dtype=np.uint64,
     )
-    for i in range(PERMUTATIONS)
-]
+
+
+_A, _B = _seeds("a"), _seeds("b")
 
 
 @dataclass
@@ -57,6 +66,26 @@ def length_problem(row: dict[str, Any]) -> str | None:
         return f"question has {q} characters (allowed {MIN_QUESTION}-{MAX_QUESTION})"
     if not MIN_ANSWER <= a <= MAX_ANSWER:
         return f"answer has {a} characters (allowed {MIN_ANSWER}-{MAX_ANSWER})"
+    return None
+
+
+WORD = re.compile(r"^(?=.*[^\W\d_])[\w.']+$")  # letters (any script), digits, dots: words and dotted names
+
+
+def junk_problem(row: dict[str, Any]) -> str | None:
+    """Text no reader could use: prose (code blocks aside) whose tokens are mostly not words. Markdown and
+    punctuation tokens are neutral; a code-only answer is judged by the code filter instead."""
+    for role, text in (("question", _question(row)), ("answer", _answer(row))):
+        # Inline code splits into its names: `cap_rule(limit, *, verdict=Verdict.VETO)` is words, "ickf?cs" is not.
+        pieces = re.split(r"[\s()\[\]{}=,*:;\"<>+|`]+", CODE_BLOCK.sub(" ", text))
+        tokens = [t for t in (p.strip(string.punctuation) for p in pieces) if t]
+        if not tokens:
+            if role == "answer" and "```" in text:
+                continue
+            return f"{role} has no words"
+        words = sum(bool(WORD.match(t)) for t in tokens)
+        if words < 0.7 * len(tokens):
+            return f"{role} is not text: only {words} of {len(tokens)} tokens are words"
     return None
 
 
@@ -102,10 +131,15 @@ def _normal(text: str) -> str:
 
 
 def _minhash(text: str) -> tuple[int, ...]:
+    import numpy as np
+
     words = _normal(text).split()
     shingles = {" ".join(words[i : i + SHINGLE]) for i in range(max(len(words) - SHINGLE + 1, 1))}
-    hashes = [int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big") for s in shingles]
-    return tuple(min((a * h + b) % _PRIME for h in hashes) for a, b in _SEEDS)
+    hashes = np.array(
+        [int.from_bytes(hashlib.blake2b(s.encode(), digest_size=4).digest(), "big") for s in shingles], dtype=np.uint64
+    )
+    # a < 2^31 and h < 2^32, so a*h + b stays below 2^64: exact in uint64, and vectorised over all shingles.
+    return tuple(int(v) for v in ((_A[:, None] * hashes[None, :] + _B[:, None]) % _PRIME).min(axis=1))
 
 
 def _ngrams(text: str) -> set[tuple[str, ...]]:
@@ -129,6 +163,7 @@ def apply(
         unit = row["meta"]["unit"]
         for name, problem in (
             ("length", length_problem(row)),
+            ("junk", junk_problem(row)),
             ("code", code_problem(row)),
             ("api", api_problem(row, package, symbols, known)),
         ):

@@ -222,7 +222,7 @@ def build(
     say(f"syncing {library.name}")
     tree, commit = sync_repository(library, settings, commit)
     say("reading docs, API, tests and changelog")
-    surface = extract(tree, library)
+    surface = extract(tree, library, cache=settings.path("cache", "extract", library.name))
     latest = registry.latest_dataset(library.name)
     if latest and latest.surface_hash == surface.fingerprint and not force:
         log.info(
@@ -241,6 +241,8 @@ def build(
         previous_rows = [r for split in ("train", "eval", "rejected") for r in load_rows(latest.path, split)]
     previous: dict[str, list[dict[str, Any]]] = {}
     for row in previous_rows:
+        if row["meta"]["generator"] == "llm":  # LLM pairs come from their own cache, keyed by prompt
+            continue
         clean = {
             "messages": row["messages"],
             "meta": {k: v for k, v in row["meta"].items() if k not in ("split", "rejected")},
@@ -252,8 +254,19 @@ def build(
     say(f"generating pairs for {len(surface.units)} units")
     train_rows, regen_train = _rows_for(train_units, lib, surface, commit, previous)
     eval_rows, regen_eval = _rows_for(eval_units, lib, surface, commit, previous)
+    llm_stats: dict[str, int] = {}
+    llm_failures: list[dict[str, Any]] = []
+    if library.llm.enabled:
+        from doctune.corpus.llm import llm_rows
+
+        say(f"asking {library.llm.model} for pairs")
+        cache = settings.path("cache", "llm", library.name)
+        wanted = [u for u in train_units if u.kind in ("api", "doc")]
+        rows, llm_failures, llm_stats = llm_rows(wanted, lib, library.llm, cache, commit)
+        train_rows += rows
     say(f"filtering {len(train_rows) + len(eval_rows)} pairs")
     verdicts = filters.apply(train_rows, eval_rows, lib, surface.symbols)
+    verdicts.rejected += llm_failures
     train_bytes, eval_bytes = _jsonl(verdicts.train), _jsonl(verdicts.eval)
     content_hash = hashlib.sha256(train_bytes + b"\0" + eval_bytes).hexdigest()
     if latest and latest.content_hash == content_hash:
@@ -277,6 +290,7 @@ def build(
         "n_rejected": len(verdicts.rejected),
         "units": {"train": len(train_units), "eval": len(eval_units), "regenerated": regen_train + regen_eval},
         "eval_share": library.eval_share,
+        "llm": llm_stats or None,
         "diff": diff_rows(parent_kept, verdicts.train + verdicts.eval) if latest else None,
     }
     root = settings.path("datasets", library.name)
