@@ -47,6 +47,12 @@ class Unit:
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Unit:
+        """The inverse of ``asdict`` after a JSON round trip (lists back to tuples)."""
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**fields)
+
 
 @dataclass
 class Surface:
@@ -304,7 +310,7 @@ def _deprecation(node: ast.AST, doc: str) -> str:
         )
         if isinstance(category, ast.Name | ast.Attribute) and ast.unparse(category).endswith("DeprecationWarning"):
             message = inner.args[0]
-            return message.value if isinstance(message, ast.Constant) else ast.unparse(message)
+            return str(message.value) if isinstance(message, ast.Constant) else ast.unparse(message)
     return ""
 
 
@@ -488,7 +494,7 @@ def extract(tree: Path, library: LibraryConfig, cache: Path | None = None) -> Su
             skipped[rel] = result["skipped"]
             log.warning("skipped %s: %s", rel, result["skipped"])
             continue
-        units += [Unit(**{k: tuple(v) if isinstance(v, list) else v for k, v in u.items()}) for u in result["units"]]
+        units += [Unit.from_dict(u) for u in result["units"]]
         symbols.update(result["symbols"])
         scrubbed.update(result["scrubbed"])
     if not any(u.kind in ("api", "doc") for u in units):

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, SecretStr, create_model
 
 from doctune.config import LLMConfig
 from doctune.corpus.extract import Unit
@@ -96,8 +96,8 @@ def llm_rows(
         max_retries=config.max_retries,
         timeout=config.timeout,
         max_completion_tokens=config.max_tokens,
-        api_key=os.environ.get(config.api_key_env) or "none",
-    )  # type: ignore[arg-type]
+        api_key=SecretStr(os.environ.get(config.api_key_env) or "none"),
+    )
     structured = model.with_structured_output(schema(config), method="json_schema", include_raw=True)
     batch = max(config.max_concurrency, 1)
     for start in range(0, len(todo), batch):
