@@ -184,3 +184,46 @@ def test_sources_are_configurable(settings: Settings, library: LibraryConfig) ->
     tree, _ = sync_repository(docs_only, settings)
     units = corpus.extract(tree, docs_only).units
     assert units and {u.path for u in units} <= {"docs/envelopes.md", "docs/rules.md", "docs/reports.md"}
+
+
+def test_no_question_template_dominates(settings: Settings, library: LibraryConfig) -> None:
+    import re
+    from collections import Counter
+
+    from doctune.corpus.generate import PHRASINGS
+
+    info = corpus.build(library, settings)
+    rows = corpus.load_rows(info.path, "train") + corpus.load_rows(info.path, "eval")
+    templates = [
+        (t, re.compile(re.sub(r"\\\{\w+\\\}", ".*", re.escape(t)), re.S)) for ts in PHRASINGS.values() for t in ts
+    ]
+    used = Counter(next(t for t, pattern in templates if pattern.fullmatch(r["messages"][0]["content"])) for r in rows)
+    template, count = used.most_common(1)[0]
+    assert count / len(rows) < 0.15, (template, count, len(rows))
+    assert len(used) >= 20
+
+
+def test_secrets_in_the_repository_never_reach_the_corpus(
+    settings: Settings, library: LibraryConfig, demo_repo: Path
+) -> None:
+    token = "ghp_" + "Z" * 36
+    (demo_repo / "docs" / "deploy.md").write_text(
+        f"# Deploying\n\nPush with `git push https://ci:{token}@git.acme.internal/ledgerkite.git` and set\n"
+        'the `API_TOKEN = "s3cr3t-value-123"` variable in the runner before calling `ledgerkite.refill`.\n'
+    )
+    _commit_all(demo_repo, "deploy docs with secrets")
+    info = corpus.build(library, settings)
+    everything = "".join(
+        (Path(info.path) / name).read_text()
+        for name in ("train.jsonl", "eval.jsonl", "rejected.jsonl", "symbols.json", "report.md")
+    )
+    for secret in (token, "s3cr3t-value-123", "git.acme.internal", "ci:"):
+        assert secret not in everything
+    assert "<REDACTED>" in everything
+    report = json.loads((Path(info.path) / "report.json").read_text())
+    assert report["secrets_removed"] == {
+        "github token": 1,
+        "credentials in url": 1,
+        "password assignment": 1,
+        "private host": 1,
+    }

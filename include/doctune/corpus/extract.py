@@ -77,7 +77,7 @@ SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
     "jwt": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b"),
     "credentials in url": re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@"),
     "password assignment": re.compile(
-        r"""(?i)\b(password|passwd|secret|token|api_?key)\b(\s*[:=]\s*)(['"])(?!<REDACTED>)[^'"\s]{6,}\3"""
+        r"""(?i)\b(\w*(?:password|passwd|secret|token|api_?key)\w*)(\s*[:=]\s*)(['"])(?!<REDACTED>)[^'"\s]{6,}\3"""
     ),
     "private host": re.compile(r"\b[a-z0-9.-]+\.(?:internal|corp|intranet|lan)\b(?::\d+)?", re.I),
 }
