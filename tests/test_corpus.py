@@ -101,6 +101,16 @@ def test_pairs_are_chat_messages_with_provenance(settings: Settings, library: Li
         assert pair["meta"]["unit"] == "api:ledgerkite.envelopes.nibble"
     which = next(p for p in pairs if p["meta"]["generator"] == "which")
     assert which["meta"]["expect"]["name"] == "nibble"
+    params = next(p for p in pairs if p["meta"]["generator"] == "params")["messages"][1]["content"]
+    assert "- `allow_overdraw`: " in params  # described from the docstring's Args section
+
+
+def test_changelog_deprecations_become_migration_questions(settings: Settings, library: LibraryConfig) -> None:
+    info = corpus.build(library, settings)
+    rows = corpus.load_rows(info.path, "train")
+    migration = [r for r in rows if r["meta"]["generator"] == "migration"]
+    deprecated = [r for r in migration if "`monthly_digest`" in r["messages"][0]["content"]]
+    assert len(deprecated) == 1 and "digest_for_month" in deprecated[0]["messages"][1]["content"]
 
 
 def test_build_writes_a_registered_version_and_skips_when_unchanged(

@@ -111,3 +111,20 @@ def test_rst_sections_with_code_and_broken_markup() -> None:
     launching = next(u for u in units if u.title == "Guide > Launching")
     assert launching.examples == ("import acme\nacme.launch()",)
     assert "Use it like this" in launching.text
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        "Spend.\n\nArgs:\n    envelope (Envelope): The pot\n        to spend from.\n    amount: Cents.\n\n"
+        "Returns:\n    int: left.\n",
+        "Spend.\n\nParameters\n----------\nenvelope : Envelope\n    The pot to spend from.\n"
+        "amount : int\n    Cents.\n\nReturns\n-------\nint\n",
+        "Spend.\n\n:param envelope: The pot to spend from.\n:param int amount: Cents.\n:returns: left.\n",
+    ],
+    ids=["google", "numpy", "rest"],
+)
+def test_parameter_descriptions_in_every_docstring_style(doc: str) -> None:
+    from doctune.corpus.generate import param_docs
+
+    assert param_docs(doc) == {"envelope": "The pot to spend from.", "amount": "Cents."}

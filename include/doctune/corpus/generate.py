@@ -35,6 +35,7 @@ PHRASINGS = {
         "Explain what this {lib} code does:\n```python\n{code}\n```",
         "What does the following code do with {lib}?\n```python\n{code}\n```",
     ],
+    "migration": ["What replaces `{old}` in {lib}?", "How do I migrate code that uses `{old}` ({lib} {title})?"],
     "change": ["What changed in {lib} {title}?", "What does the {lib} changelog list under {title}?"],
 }
 
@@ -90,6 +91,63 @@ def _pair(
     return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}], "meta": meta}
 
 
+_GOOGLE = re.compile(r"^\s*(?:Args|Arguments|Parameters|Keyword Args|Keyword Arguments):\s*$")
+_NUMPY = re.compile(r"^\s*(?:Parameters|Other Parameters)\s*\n\s*-{3,}\s*$", re.M)
+
+
+def param_docs(doc: str) -> dict[str, str]:
+    """Parameter descriptions from a docstring in Google, NumPy or reST style."""
+    found = {
+        m[1]: " ".join(m[2].split()) for m in re.finditer(r":param\s+(?:[\w\[\], ]+\s+)?(\*{0,2}\w+):\s*(.+)", doc)
+    }
+    lines = doc.splitlines()
+    for i, line in enumerate(lines):
+        if _GOOGLE.match(line):  # "name (type): description", continuation lines indented deeper
+            indent = None
+            for entry in lines[i + 1 :]:
+                if not entry.strip():
+                    continue
+                depth = len(entry) - len(entry.lstrip())
+                indent = depth if indent is None else indent
+                if depth < indent:
+                    break
+                if depth == indent and (m := re.match(r"\s*(\*{0,2}\w+)(?:\s*\([^)]*\))?:\s*(.*)", entry)):
+                    current = m[1]
+                    found[current] = m[2]
+                elif depth > indent and found:
+                    found[current] += " " + entry.strip()
+    if match := _NUMPY.search(doc):  # "name : type" then an indented description
+        current = ""
+        for entry in doc[match.end() :].splitlines()[1:]:
+            if not entry.strip():
+                continue
+            if re.match(r"^\s*-{3,}\s*$", entry) or (entry.strip() and not entry.startswith(" ") and ":" not in entry):
+                break
+            if m := re.match(r"^\s{0,4}(\*{0,2}\w+)\s*:\s*.*$", entry):
+                current = m[1]
+                found[current] = ""
+            elif current:
+                found[current] = (found[current] + " " + entry.strip()).strip()
+    return {k.lstrip("*"): v for k, v in found.items()}
+
+
+def _params_answer(name: str, unit: Unit, code: str) -> str:
+    described = param_docs(unit.text)
+    lines = [f"- `{p}`: {described[p]}" if described.get(p) else f"- `{p}`" for p in unit.params]
+    return f"`{name}` takes:\n" + "\n".join(lines) + f"\n\n{code}"
+
+
+def _migration_pairs(unit: Unit, lib: str) -> list[dict[str, Any]]:
+    """Changelog "Deprecated"/"Removed" bullets that name an API and its replacement -> migration questions."""
+    pairs = []
+    for bullet in re.findall(r"^\s*[-*]\s+(.+(?:\n\s{2,}.+)*)", unit.text, re.M):
+        names = re.findall(r"`([\w.]+)(?:\([^`]*\))?`", bullet)
+        if len(names) >= 2:
+            question = pick(f"{unit.key}|{names[0]}", "migration").format(lib=lib, old=names[0], title=unit.title)
+            pairs.append(_pair(unit, "migration", question, " ".join(bullet.split())))
+    return pairs
+
+
 def _api_pairs(unit: Unit, lib: str) -> list[dict[str, Any]]:
     name, summary = unit.title, first_paragraph(unit.text)
     code = f"```python\n# {name.rpartition('.')[0]}\n{unit.signature}\n```"
@@ -115,7 +173,7 @@ def _api_pairs(unit: Unit, lib: str) -> list[dict[str, Any]]:
                 unit,
                 "params",
                 pick(unit.key, "params").format(**fmt),
-                f"`{name}` takes: {', '.join(f'`{p}`' for p in unit.params)}.\n\n{code}",
+                _params_answer(name, unit, code),
             )
         )
     for example in unit.examples:
@@ -153,6 +211,8 @@ def generate_pairs(unit: Unit, lib: str, symbols: dict[str, dict[str, Any]] | No
         )
     elif unit.kind == "change":
         pairs.append(_pair(unit, "change", pick(unit.key, "change").format(**fmt), unit.text))
+        if unit.title.endswith(("Deprecated", "Removed")):
+            pairs += _migration_pairs(unit, lib)
     for code in unit.examples if unit.kind == "doc" else (unit.text,) if unit.kind == "example" else ():
         if answer := explain(code, lib, symbols):
             pairs.append(_pair(unit, "explain", pick(unit.key, "explain").format(code=code.strip(), lib=lib), answer))
