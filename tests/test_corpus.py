@@ -237,3 +237,16 @@ def test_secrets_in_the_repository_never_reach_the_corpus(
         "password assignment": 1,
         "private host": 1,
     }
+
+
+def test_a_library_without_markdown_docs_still_builds(settings: Settings, tmp_path: Path) -> None:
+    repo = tmp_path / "apionly"
+    (repo / "apionly").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    (repo / "apionly" / "__init__.py").write_text(
+        'def spin(times: int = 1) -> str:\n    """Spin the wheel a number of times.\n\n    Args:\n'
+        '        times: How often.\n    """\n    return "spun" * times\n'
+    )
+    _commit_all(repo, "code only")
+    info = corpus.build(LibraryConfig(name="apionly", repo_url=repo.as_uri()), settings)
+    assert info.status == "built" and info.n_train + info.n_eval >= 3

@@ -68,17 +68,20 @@ def corpus_build(
     commit: Annotated[str | None, typer.Option(help="Commit to build from (default: branch head).")] = None,
 ) -> None:
     """Build a dataset version from the library's current commit."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from doctune.corpus import build
 
     settings = Settings()
-    with console.status(f"building the corpus of {library}") as status:
-        info = build(
-            get_library(settings, library),
-            settings,
-            commit=commit,
-            force=force,
-            progress=lambda message: status.update(message),
-        )
+    # One step per stage of a build: sync, read, generate, (ask the LLM,) filter.
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(f"building the corpus of {library}", total=5)
+
+        def step(message: str) -> None:
+            bar.update(task, advance=1, description=message)
+
+        info = build(get_library(settings, library), settings, commit=commit, force=force, progress=step)
+        bar.update(task, completed=5)
     out.print(
         f"dataset v{info.version} ({info.status}): {info.n_train} train / {info.n_eval} eval pairs "
         f"from {info.commit[:12]} in {info.path}"

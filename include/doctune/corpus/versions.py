@@ -21,7 +21,7 @@ from typing import Any
 
 from doctune.config import LibraryConfig, Settings
 from doctune.corpus import filters
-from doctune.corpus.extract import Surface, Unit, extract
+from doctune.corpus.extract import EXTRACTOR_VERSION, Surface, Unit, extract
 from doctune.corpus.generate import generate_pairs
 from doctune.errors import DoctuneError
 
@@ -290,6 +290,11 @@ def build(
         "n_rejected": len(verdicts.rejected),
         "units": {"train": len(train_units), "eval": len(eval_units), "regenerated": regen_train + regen_eval},
         "eval_share": library.eval_share,
+        "config": {
+            "sources": library.sources.model_dump(),
+            "llm": library.llm.model_dump(),
+            "extractor": EXTRACTOR_VERSION,
+        },
         "llm": llm_stats or None,
         "diff": diff_rows(parent_kept, verdicts.train + verdicts.eval) if latest else None,
     }
