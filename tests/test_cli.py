@@ -34,7 +34,7 @@ def _run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         ),
         (
             LibraryConfig(name="early", repo_url="DEMO", package="ledgerkite"),
-            ["train", "early"],
+            ["train", "run", "early"],
             "has no dataset version yet: run `doctune corpus build early`",
         ),
     ],

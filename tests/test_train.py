@@ -66,3 +66,32 @@ def test_missing_base_model_registers_nothing(settings: Settings, library: Libra
     with pytest.raises(DoctuneError, match="is not a model folder"):
         train(broken, settings)
     assert Registry.open(settings).adapters(library.name) == []
+
+
+def test_qlora_4bit_path_trains_on_cpu(settings: Settings, library: LibraryConfig) -> None:
+    corpus.build(library, settings)
+    params = library.train.model_copy(update={"max_steps": 6, "save_steps": 6, "load_in_4bit": True, "backend": "peft"})
+    result = train(library, settings, params=params)
+    config = json.loads((Path(result.adapter_path) / "adapter_config.json").read_text())
+    assert result.steps == 6 and config["modules_to_save"] is None
+    assert Registry.open(settings).run(result.run_id).params["load_in_4bit"] is True
+
+
+def test_stop_request_checkpoints_and_a_rerun_resumes(settings: Settings, library: LibraryConfig) -> None:
+    from doctune.train import STOP_FILE, TrainingStopped, run_key
+
+    corpus.build(library, settings)
+    run_dir = settings.path("runs", library.name, run_key(1, library.base_model, library.train))
+    (run_dir / STOP_FILE).touch()  # as `doctune train stop` does for a running training
+    with pytest.raises(TrainingStopped, match="stopped on request at step 1 of 20"):
+        train(library, settings)
+    registry = Registry.open(settings)
+    assert [r.status for r in registry.runs(library.name)] == ["stopped"]
+    assert registry.adapters(library.name) == []  # no partial adapter registered
+    assert [p.name for p in (run_dir / "checkpoints").glob("checkpoint-*")] == ["checkpoint-1"]
+
+    result = train(library, settings)  # same dataset and parameters: continues from step 1
+    assert result.steps == 20 and result.adapter_version == 1
+    state = json.loads((run_dir / "checkpoints" / "checkpoint-20" / "trainer_state.json").read_text())
+    logged = [h["step"] for h in state["log_history"] if "loss" in h]
+    assert logged == [5, 10, 15, 20]  # one continuous history across the stop, no restart from step 0

@@ -20,10 +20,12 @@ db_app = typer.Typer(help="The registry database.", no_args_is_help=True)
 corpus_app = typer.Typer(help="Instruction datasets built from a library's docs and code.", no_args_is_help=True)
 serve_app = typer.Typer(help="Local vLLM and gateway processes (demo and development).", no_args_is_help=True)
 models_app = typer.Typer(help="Built-in base models.", no_args_is_help=True)
+train_app = typer.Typer(help="LoRA training: run, or stop with a checkpoint.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(serve_app, name="serve")
 app.add_typer(models_app, name="models")
+app.add_typer(train_app, name="train")
 console = Console(stderr=True)
 out = Console()
 
@@ -133,7 +135,7 @@ def corpus_diff(
         out.print(f"  {unit}")
 
 
-@app.command("train")
+@train_app.command("run")
 def train_cmd(
     library: Library,
     dataset_version: Annotated[int | None, typer.Option(help="Dataset version (default: latest).")] = None,
@@ -156,6 +158,21 @@ def train_cmd(
     out.print(
         f"adapter v{result.adapter_version}: {result.steps} steps, final loss {result.train_loss:.4f}, "
         f"{result.adapter_path}"
+    )
+
+
+@train_app.command("stop")
+def train_stop(library: Library) -> None:
+    """Ask running trainings of a library to save a checkpoint and stop (a later run resumes from it)."""
+    from doctune.train import request_stop
+
+    settings = Settings()
+    get_library(settings, library)
+    requested = request_stop(settings, library)
+    out.print(
+        f"stop requested for {len(requested)} running training(s) of {library}"
+        if requested
+        else f"no training of {library} is running"
     )
 
 
@@ -285,4 +302,4 @@ def main() -> None:
         app()
     except DoctuneError as exc:
         console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        sys.exit(1)
+        sys.exit(getattr(exc, "exit_code", 1))

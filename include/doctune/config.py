@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -110,6 +111,15 @@ class TrainParams(BaseModel):
     )
     save_steps: int = Field(default=50, ge=1, description="Checkpoint every N steps.")
     seed: int = Field(default=42, description="Seed for initialisation and data order.")
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = Field(
+        default="cosine", description="Learning-rate schedule after warmup."
+    )
+    backend: Literal["auto", "unsloth", "peft"] = Field(
+        default="auto", description="auto: unsloth when installed and a CUDA GPU is present, else peft."
+    )
+    load_in_4bit: bool | None = Field(
+        default=None, description="4-bit NF4 base weights (QLoRA). Default: on with a GPU, off on CPU."
+    )
 
     @model_validator(mode="after")
     def _alpha_scales_rank(self) -> TrainParams:

@@ -269,6 +269,13 @@ class Registry:
             run.status, run.steps, run.train_loss, run.error = status, steps, train_loss, error
             run.finished_at = utcnow()
 
+    def runs(self, library: str, status: str | None = None) -> list[TrainingRun]:
+        with self.transaction() as s:
+            query = select(TrainingRun).where(TrainingRun.library == library)
+            if status:
+                query = query.where(TrainingRun.status == status)
+            return list(s.scalars(query.order_by(TrainingRun.id)))
+
     def run(self, run_id: int) -> TrainingRun:
         with self.transaction() as s:
             return s.get_one(TrainingRun, run_id)

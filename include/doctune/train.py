@@ -66,6 +66,52 @@ def run_key(dataset_version: int, base_model: str, params: TrainParams) -> str:
     return f"d{dataset_version}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
+class TrainingStopped(DoctuneError):
+    """Training stopped on request (SIGTERM or `doctune train stop`) after saving a checkpoint."""
+
+    exit_code = 75  # EX_TEMPFAIL: not a failure of the run; running it again resumes
+
+
+STOP_FILE = "STOP"
+
+
+def request_stop(settings: Settings, library: str) -> list[Path]:
+    """Ask every running training of ``library`` to checkpoint and stop (picked up after the current step)."""
+    from doctune.registry import Registry
+
+    requested = []
+    for run in Registry.open(settings).runs(library, status="running"):
+        stop = Path(run.output_dir) / STOP_FILE
+        if stop.parent.is_dir():
+            stop.touch()
+            requested.append(stop)
+    return requested
+
+
+def _stop_callback(run_dir: Path, stopped: list[int]) -> Any:
+    """Stops after the current step, with a checkpoint, when the stop file appears or SIGTERM arrives."""
+    import signal
+    import threading
+
+    from transformers import TrainerCallback
+
+    flag = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # Airflow sends SIGTERM when a task is marked failed or stopped in the UI: finish the step, keep a
+        # checkpoint, then stop, instead of dying mid-write.
+        signal.signal(signal.SIGTERM, lambda *_: flag.set())
+
+    class StopOnRequest(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if flag.is_set() or (run_dir / STOP_FILE).exists():
+                log.info("stop requested: saving a checkpoint at step %d and stopping", state.global_step)
+                stopped.append(state.global_step)
+                control.should_save = True
+                control.should_training_stop = True
+
+    return StopOnRequest()
+
+
 def _log_lines_callback() -> Any:
     """Plain log lines per logging step, for Airflow task logs where no progress bar renders."""
     from transformers import TrainerCallback
@@ -156,7 +202,8 @@ def train(
             sha256=adapter_digest(staged),
         )
     except BaseException as exc:
-        registry.finish_run(run.id, status="failed", error=str(exc)[:2000])
+        status = "stopped" if isinstance(exc, TrainingStopped) else "failed"
+        registry.finish_run(run.id, status=status, error=str(exc)[:2000])
         raise
     registry.finish_run(run.id, status="succeeded", steps=steps, train_loss=loss)
     log.info(
@@ -170,23 +217,70 @@ def train(
     return TrainResult(library.name, run.id, dataset.version, adapter.version, adapter.path, steps, loss)
 
 
+def _load(backend: Any, base_path: str, params: TrainParams, lora: Any) -> tuple[Any, Any, Any]:
+    """(model, tokenizer, peft config for the trainer) for the chosen backend."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    if backend.name == "unsloth":
+        from unsloth import FastLanguageModel
+
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            model_name=base_path, max_seq_length=params.max_seq_length, load_in_4bit=backend.four_bit, dtype=None
+        )
+        model = FastLanguageModel.get_peft_model(
+            model,
+            r=params.lora_rank,
+            lora_alpha=params.lora_alpha,
+            lora_dropout=params.lora_dropout,
+            target_modules=TARGET_MODULES,
+            use_gradient_checkpointing="unsloth",
+            random_state=params.seed,
+        )
+        return model, tokenizer, None  # the model already carries its LoRA
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    if not backend.four_bit:
+        return AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32), tokenizer, lora
+    from peft import prepare_model_for_kbit_training
+
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16 if backend.device == "cuda" else torch.float32,
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        base_path, quantization_config=quantization, device_map={"": 0} if backend.device == "cuda" else None
+    )
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=backend.device == "cuda"), tokenizer, lora
+
+
 def _fit(
     base_path: str, rows: list[dict[str, Any]], params: TrainParams, run_dir: Path, tb_dir: Path
 ) -> tuple[int, float | None]:
     import sys
 
-    import torch
+    from doctune.backends import activate, choose_backend
+
+    backend = choose_backend(params.backend, params.load_in_4bit)
+    activate(backend)  # before transformers: unsloth must patch it first
+
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     # transformers 5 has no logging_dir: this variable pins where the TensorBoard callback writes.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(tb_dir)
-    cuda = torch.cuda.is_available()
+    cuda = backend.device == "cuda"
     bf16 = cuda or _cpu_has_bf16()
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    lora = LoraConfig(
+        r=params.lora_rank,
+        lora_alpha=params.lora_alpha,
+        lora_dropout=params.lora_dropout,
+        target_modules=TARGET_MODULES,
+        task_type="CAUSAL_LM",
+    )
+    model, tokenizer, peft_config = _load(backend, base_path, params, lora)
     checkpoints = run_dir / "checkpoints"
     resume = any(checkpoints.glob("checkpoint-*"))
     if resume:
@@ -198,7 +292,7 @@ def _fit(
         gradient_accumulation_steps=params.gradient_accumulation_steps,
         learning_rate=params.learning_rate,
         warmup_steps=round(params.warmup_ratio * params.max_steps),
-        lr_scheduler_type="cosine",
+        lr_scheduler_type=params.lr_scheduler,
         logging_steps=5,
         save_steps=params.save_steps,
         save_total_limit=2,
@@ -212,22 +306,22 @@ def _fit(
         dataloader_num_workers=0,
         disable_tqdm=not sys.stderr.isatty(),
     )
-    lora = LoraConfig(
-        r=params.lora_rank,
-        lora_alpha=params.lora_alpha,
-        lora_dropout=params.lora_dropout,
-        target_modules=TARGET_MODULES,
-        task_type="CAUSAL_LM",
-    )
+    stopped: list[int] = []
     trainer = SFTTrainer(
         model=model,
         args=config,
         train_dataset=Dataset.from_list(to_prompt_completion(rows)),
         processing_class=tokenizer,
-        peft_config=lora,
-        callbacks=[_log_lines_callback()],
+        peft_config=peft_config,
+        callbacks=[_log_lines_callback(), _stop_callback(run_dir, stopped)],
     )
     result = trainer.train(resume_from_checkpoint=True if resume else None)
+    if stopped:
+        (run_dir / STOP_FILE).unlink(missing_ok=True)
+        raise TrainingStopped(
+            f"training stopped on request at step {stopped[0]} of {params.max_steps}; the checkpoint is in "
+            f"{checkpoints}: run the same training again (or retry the task) to resume from it"
+        )
     peft_model: Any = trainer.model
     peft_model.save_pretrained(run_dir / "adapter")
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]

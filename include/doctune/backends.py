@@ -1,0 +1,93 @@
+"""Which training backend runs: unsloth (CUDA, its own environment), peft + bitsandbytes 4-bit on CUDA, or peft
+LoRA on CPU. Decided once, before transformers is imported, because unsloth patches transformers on import
+and silently falls back to a CPU mode of its own when no GPU is visible."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Literal
+
+from doctune.errors import DoctuneError
+
+log = logging.getLogger(__name__)
+
+BackendName = Literal["auto", "unsloth", "peft"]
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: Literal["unsloth", "peft"]
+    device: Literal["cuda", "cpu"]
+    four_bit: bool
+    reason: str
+
+
+def unsloth_installed() -> bool:
+    return importlib.util.find_spec("unsloth") is not None
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def choose_backend(
+    requested: BackendName = "auto",
+    load_in_4bit: bool | None = None,
+    *,
+    has_unsloth: bool | None = None,
+    has_cuda: bool | None = None,
+) -> Backend:
+    """The backend for this process, with the reason; an impossible request is an error naming the fix."""
+    has_unsloth = unsloth_installed() if has_unsloth is None else has_unsloth
+    has_cuda = cuda_available() if has_cuda is None else has_cuda
+    device: Literal["cuda", "cpu"] = "cuda" if has_cuda else "cpu"
+    if requested == "unsloth" or (requested == "auto" and has_unsloth and has_cuda):
+        if not has_unsloth:
+            raise DoctuneError(
+                "backend 'unsloth' was requested but unsloth is not installed here: run training on "
+                "the GPU worker image (docker/gpu-worker.Dockerfile) or set backend: peft"
+            )
+        if not has_cuda:
+            raise DoctuneError(
+                "backend 'unsloth' needs a CUDA GPU and none is visible: set backend: peft to train "
+                "on this machine's CPU"
+            )
+        four_bit = True if load_in_4bit is None else load_in_4bit
+        why = "requested" if requested == "unsloth" else "auto: unsloth is installed and a CUDA GPU is present"
+        return Backend("unsloth", "cuda", four_bit, why)
+    if requested == "auto":
+        why = (
+            "auto: CUDA GPU present, unsloth not installed"
+            if has_cuda
+            else "auto: no CUDA GPU" + (" (unsloth is installed but needs one)" if has_unsloth else "")
+        )
+    else:
+        why = "requested"
+    # QLoRA by default on a GPU; full precision on CPU, where 4-bit saves nothing at these sizes.
+    four_bit = has_cuda if load_in_4bit is None else load_in_4bit
+    return Backend("peft", device, four_bit, why)
+
+
+def activate(backend: Backend) -> None:
+    """Log the choice once and, for unsloth, import it before transformers as it requires."""
+    log.info(
+        "training backend: %s on %s, %s (%s)",
+        backend.name,
+        backend.device,
+        "4-bit QLoRA" if backend.four_bit else "LoRA in full precision",
+        backend.reason,
+    )
+    if backend.name == "unsloth":
+        os.environ.setdefault("UNSLOTH_DISABLE_CPU_FALLBACK", "1")
+        if "transformers" in sys.modules:
+            log.warning(
+                "transformers was imported before unsloth in this process; unsloth's patches may be "
+                "incomplete. Run training in its own process (the gpu queue's worker does)."
+            )
+        import unsloth  # noqa: F401
