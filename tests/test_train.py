@@ -7,7 +7,7 @@ from doctune import corpus
 from doctune.config import LibraryConfig, Settings, TrainParams
 from doctune.errors import DoctuneError
 from doctune.registry import Registry
-from doctune.train import TARGET_MODULES, adapter_digest, train
+from doctune.train import adapter_digest, train
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,9 @@ def test_train_registers_an_adapter_vllm_can_load(settings: Settings, library: L
     folder = Path(result.adapter_path)
     config = json.loads((folder / "adapter_config.json").read_text())
     # vLLM's LoRA loader refuses modules_to_save and embedding/lm_head targets.
-    assert config["modules_to_save"] is None and sorted(config["target_modules"]) == sorted(TARGET_MODULES)
+    assert config["modules_to_save"] is None and sorted(config["target_modules"]) == sorted(
+        library.train.target_modules
+    )
     assert config["r"] == library.train.lora_rank
     assert (folder / "adapter_model.safetensors").stat().st_size > 0
     assert "dataset: v1" in (folder / "README.md").read_text()
@@ -95,3 +97,43 @@ def test_stop_request_checkpoints_and_a_rerun_resumes(settings: Settings, librar
     state = json.loads((run_dir / "checkpoints" / "checkpoint-20" / "trainer_state.json").read_text())
     logged = [h["step"] for h in state["log_history"] if "loss" in h]
     assert logged == [5, 10, 15, 20]  # one continuous history across the stop, no restart from step 0
+
+
+def test_corrupt_latest_checkpoint_is_set_aside(settings: Settings, library: LibraryConfig) -> None:
+    from doctune.train import latest_good_checkpoint, run_key
+
+    corpus.build(library, settings)
+    first = train(library, settings)
+    checkpoints = Path(Registry.open(settings).run(first.run_id).output_dir) / "checkpoints"
+    (checkpoints / "checkpoint-20" / "adapter_model.safetensors").write_bytes(b"half-written")  # a full disk
+    assert latest_good_checkpoint(checkpoints) == checkpoints / "checkpoint-10"
+    assert (checkpoints / "checkpoint-20.corrupt").is_dir()
+    assert run_key(1, library.base_model, library.train) == checkpoints.parent.name
+
+
+def test_tensorboard_has_eval_loss_tokens_per_second_and_hparams(settings: Settings, library: LibraryConfig) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    corpus.build(library, settings)
+    train(library, settings)
+    folder = next((settings.tensorboard_path / library.name).iterdir())
+    tags: set[str] = set()
+    for events in folder.rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    assert {"train/loss", "train/learning_rate", "train/grad_norm", "eval/loss", "train/tokens_per_second"} <= tags
+
+
+def test_replay_mixes_previous_version_and_general_set() -> None:
+    from doctune.train import replay_rows
+
+    def row(q: str) -> dict:
+        return {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": "a"}], "meta": {}}
+
+    current = [row(f"new {i}") for i in range(40)]
+    previous = [row(f"old {i}") for i in range(40)] + current[:5]
+    mixed = replay_rows(current, previous, 0.25)
+    questions = [r["messages"][0]["content"] for r in mixed]
+    assert len(mixed) == 10 and replay_rows(current, previous, 0.25) == mixed  # deterministic
+    assert sum(q.startswith("old ") for q in questions) == 5 and not any(q.startswith("new ") for q in questions)

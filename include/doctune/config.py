@@ -102,6 +102,9 @@ class TrainParams(BaseModel):
     batch_size: int = Field(default=4, ge=1, le=256, description="Examples per device step.")
     gradient_accumulation_steps: int = Field(default=1, ge=1, le=256, description="Steps per optimizer update.")
     max_steps: int = Field(default=60, ge=1, le=1_000_000, description="Optimizer steps to train for.")
+    num_epochs: float | None = Field(
+        default=None, gt=0, le=100, description="If set, train this many passes over the data instead of max_steps."
+    )
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1, description="Share of steps spent warming up the LR.")
     lora_rank: int = Field(default=16, ge=1, le=256, description="LoRA rank r (16-64 for real models).")
     lora_alpha: int = Field(default=32, ge=1, le=1024, description="LoRA alpha (usually 1-2x the rank).")
@@ -109,7 +112,19 @@ class TrainParams(BaseModel):
     max_seq_length: int = Field(
         default=512, ge=32, le=32768, description="Longest example in tokens; longer ones are cut."
     )
-    save_steps: int = Field(default=50, ge=1, description="Checkpoint every N steps.")
+    save_steps: int = Field(default=50, ge=1, description="Checkpoint every N steps (the last 2 are kept).")
+    target_modules: list[str] = Field(
+        default=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Linear layers that get LoRA weights (never embeddings or lm_head: vLLM refuses them).",
+    )
+    packing: bool = Field(default=False, description="Pack several short examples into one sequence.")
+    replay_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=0.5,
+        description="Against forgetting: add this share (of the training set's size) of pairs from the previous "
+        "dataset version and from a small built-in general Python set, half each.",
+    )
     seed: int = Field(default=42, description="Seed for initialisation and data order.")
     lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = Field(
         default="cosine", description="Learning-rate schedule after warmup."
@@ -121,6 +136,17 @@ class TrainParams(BaseModel):
         default=None, description="4-bit NF4 base weights (QLoRA). Default: on with a GPU, off on CPU."
     )
 
+    @field_validator("target_modules")
+    @classmethod
+    def _servable_targets(cls, value: list[str]) -> list[str]:
+        refused = [m for m in value if m in ("embed_tokens", "lm_head", "wte", "wpe")]
+        if refused or not value:
+            raise ValueError(
+                f"target_modules {refused or value} cannot be served with runtime LoRA loading: vLLM "
+                "loads only linear layers; use the attention and MLP projections"
+            )
+        return value
+
     @model_validator(mode="after")
     def _alpha_scales_rank(self) -> TrainParams:
         if self.lora_alpha > 4 * self.lora_rank:
@@ -129,6 +155,47 @@ class TrainParams(BaseModel):
                 "scaled so much that training diverges; use 1-2x the rank"
             )
         return self
+
+
+# Starting points per model size; a library config's `train:` values override them.
+TRAIN_PRESETS: dict[str, dict[str, object]] = {
+    "tiny-llama": {
+        "learning_rate": 1e-3,
+        "max_steps": 60,
+        "batch_size": 4,
+        "lora_rank": 8,
+        "lora_alpha": 16,
+        "max_seq_length": 256,
+    },
+    "smollm2-135m": {
+        "learning_rate": 3e-4,
+        "max_steps": 60,
+        "batch_size": 4,
+        "lora_rank": 16,
+        "lora_alpha": 32,
+        "max_seq_length": 512,
+    },
+    "coder-0.5b-3b": {
+        "learning_rate": 2e-4,
+        "num_epochs": 3,
+        "batch_size": 8,
+        "gradient_accumulation_steps": 2,
+        "lora_rank": 16,
+        "lora_alpha": 32,
+        "max_seq_length": 1024,
+        "save_steps": 100,
+    },
+    "coder-7b-8b": {
+        "learning_rate": 1e-4,
+        "num_epochs": 2,
+        "batch_size": 4,
+        "gradient_accumulation_steps": 4,
+        "lora_rank": 32,
+        "lora_alpha": 64,
+        "max_seq_length": 2048,
+        "save_steps": 100,
+    },
+}
 
 
 class GateParams(BaseModel):
@@ -216,9 +283,24 @@ class LibraryConfig(BaseModel):
     schedule: str | None = Field(default="@daily", description="Airflow schedule of the retrain DAG; null = manual.")
     sources: SourceConfig = Field(default_factory=SourceConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    preset: str | None = Field(
+        default=None, description=f"Training preset to start from: one of {', '.join(TRAIN_PRESETS)}."
+    )
     eval_share: float = Field(default=0.15, gt=0, lt=0.5, description="Share of symbols/sections held out for eval.")
     train: TrainParams = Field(default_factory=TrainParams)
     gate: GateParams = Field(default_factory=GateParams)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("preset") is not None:
+            if data["preset"] not in TRAIN_PRESETS:
+                raise ValueError(f"unknown preset {data['preset']!r}; choose one of {', '.join(TRAIN_PRESETS)}")
+            train = data.get("train") or {}
+            if isinstance(train, BaseModel):
+                train = train.model_dump(exclude_unset=True)
+            data = {**data, "train": {**TRAIN_PRESETS[data["preset"]], **train}}
+        return data
 
     @field_validator("name")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -20,8 +21,7 @@ from doctune.errors import DoctuneError
 
 log = logging.getLogger(__name__)
 
-# All linear layers of a Llama-style block; never embeddings or lm_head, which vLLM's LoRA loader rejects.
-TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+GENERAL_SET = Path(__file__).parent / "data" / "general_python.jsonl"
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,22 @@ def adapter_digest(folder: str | Path) -> str:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def replay_rows(current: list[dict[str, Any]], previous: list[dict[str, Any]], share: float) -> list[dict[str, Any]]:
+    """A deterministic sample, ``share`` of the training set's size, half from the previous dataset version (pairs
+    no longer in the current one) and half from the built-in general Python set: against forgetting."""
+    seen = {json.dumps(r["messages"], sort_keys=True) for r in current}
+    old = [r for r in previous if json.dumps(r["messages"], sort_keys=True) not in seen]
+    general = [json.loads(line) for line in GENERAL_SET.read_text().splitlines() if line.strip()]
+    want = round(len(current) * share)
+
+    def sample(pool: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+        ranked = sorted(pool, key=lambda r: hashlib.sha256(json.dumps(r["messages"]).encode()).hexdigest())
+        return ranked[:n]
+
+    from_general = sample(general, want - want // 2 if old else want)
+    return sample(old, want - len(from_general)) + from_general
 
 
 def to_prompt_completion(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,6 +128,65 @@ def _stop_callback(run_dir: Path, stopped: list[int]) -> Any:
     return StopOnRequest()
 
 
+def latest_good_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint that is complete. A half-written one (a crash or a full disk while saving) is moved
+    aside as ``*.corrupt`` with a warning, and the one before it is used."""
+    from safetensors import safe_open
+
+    candidates = sorted(folder.glob("checkpoint-*[0-9]"), key=lambda p: int(p.name.rsplit("-", 1)[1]), reverse=True)
+    for checkpoint in candidates:
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+            with safe_open(str(checkpoint / "adapter_model.safetensors"), "pt") as weights:
+                list(weights.keys())
+            if not (checkpoint / "optimizer.pt").is_file():
+                raise FileNotFoundError("optimizer.pt")
+            return checkpoint
+        except Exception as exc:  # any unreadable part makes the whole checkpoint unusable
+            aside = checkpoint.with_name(checkpoint.name + ".corrupt")
+            log.warning("checkpoint %s is incomplete (%s): moved to %s", checkpoint, exc, aside.name)
+            checkpoint.rename(aside)
+    return None
+
+
+def _metrics_callback(tb_dir: Path, params: TrainParams) -> Any:
+    """Tokens per second and the run's hyper-parameters in TensorBoard, next to the trainer's own scalars."""
+    import time
+
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers import TrainerCallback
+
+    class Metrics(TrainerCallback):
+        def __init__(self) -> None:
+            self.writer: Any = None
+            self.mark = (0.0, 0)
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.writer = SummaryWriter(str(tb_dir))
+            self.mark = (time.perf_counter(), int(state.num_input_tokens_seen or 0))
+
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+        ) -> None:
+            now, tokens = time.perf_counter(), int(state.num_input_tokens_seen or 0)
+            if self.writer and logs and "loss" in logs and now > self.mark[0]:
+                self.writer.add_scalar(
+                    "train/tokens_per_second", (tokens - self.mark[1]) / (now - self.mark[0]), state.global_step
+                )
+                self.mark = (now, tokens)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.writer:
+                hparams = {k: v for k, v in params.model_dump().items() if isinstance(v, int | float | str | bool)}
+                losses = [h["loss"] for h in state.log_history if "loss" in h]
+                self.writer.add_hparams(
+                    hparams, {"hparam/final_loss": losses[-1] if losses else float("nan")}, run_name="hparams"
+                )
+                self.writer.close()
+
+    return Metrics()
+
+
 def _log_lines_callback() -> Any:
     """Plain log lines per logging step, for Airflow task logs where no progress bar renders."""
     from transformers import TrainerCallback
@@ -168,6 +243,10 @@ def train(
     rows = load_rows(dataset.path, "train")
     if not rows:
         raise DoctuneError(f"dataset v{dataset.version} of {library.name} has no training pairs ({dataset.path})")
+    held_out = load_rows(dataset.path, "eval")
+    if params.replay_share:
+        previous = registry.dataset(library.name, dataset.version - 1) if dataset.version > 1 else None
+        rows = rows + replay_rows(rows, load_rows(previous.path, "train") if previous else [], params.replay_share)
 
     base_path = resolve_base_model(library.base_model, settings)
     key = run_key(dataset.version, library.base_model, params)
@@ -187,7 +266,7 @@ def train(
         )
     run = registry.start_run(library.name, dataset.version, library.base_model, params.model_dump(), str(run_dir))
     try:
-        steps, loss = _fit(base_path, rows, params, run_dir, settings.tensorboard_path / library.name / key)
+        steps, loss = _fit(base_path, rows, held_out, params, run_dir, settings.tensorboard_path / library.name / key)
         staged = settings.path("adapters", library.name) / f".staging-run{run.id}"
         shutil.rmtree(staged, ignore_errors=True)
         shutil.copytree(run_dir / "adapter", staged)
@@ -233,7 +312,7 @@ def _load(backend: Any, base_path: str, params: TrainParams, lora: Any) -> tuple
             r=params.lora_rank,
             lora_alpha=params.lora_alpha,
             lora_dropout=params.lora_dropout,
-            target_modules=TARGET_MODULES,
+            target_modules=params.target_modules,
             use_gradient_checkpointing="unsloth",
             random_state=params.seed,
         )
@@ -256,7 +335,12 @@ def _load(backend: Any, base_path: str, params: TrainParams, lora: Any) -> tuple
 
 
 def _fit(
-    base_path: str, rows: list[dict[str, Any]], params: TrainParams, run_dir: Path, tb_dir: Path
+    base_path: str,
+    rows: list[dict[str, Any]],
+    held_out: list[dict[str, Any]],
+    params: TrainParams,
+    run_dir: Path,
+    tb_dir: Path,
 ) -> tuple[int, float | None]:
     import sys
 
@@ -277,21 +361,23 @@ def _fit(
         r=params.lora_rank,
         lora_alpha=params.lora_alpha,
         lora_dropout=params.lora_dropout,
-        target_modules=TARGET_MODULES,
+        target_modules=params.target_modules,
         task_type="CAUSAL_LM",
     )
     model, tokenizer, peft_config = _load(backend, base_path, params, lora)
     checkpoints = run_dir / "checkpoints"
-    resume = any(checkpoints.glob("checkpoint-*"))
+    resume = latest_good_checkpoint(checkpoints)
     if resume:
-        log.info("resuming from the latest checkpoint in %s", checkpoints)
+        log.info("resuming from %s", resume)
+    steps_per_epoch = math.ceil(len(rows) / (params.batch_size * params.gradient_accumulation_steps))
+    max_steps = math.ceil(params.num_epochs * steps_per_epoch) if params.num_epochs else params.max_steps
     config = SFTConfig(
         output_dir=str(checkpoints),
-        max_steps=params.max_steps,
+        max_steps=max_steps,
         per_device_train_batch_size=params.batch_size,
         gradient_accumulation_steps=params.gradient_accumulation_steps,
         learning_rate=params.learning_rate,
-        warmup_steps=round(params.warmup_ratio * params.max_steps),
+        warmup_steps=round(params.warmup_ratio * max_steps),
         lr_scheduler_type=params.lr_scheduler,
         logging_steps=5,
         save_steps=params.save_steps,
@@ -299,6 +385,11 @@ def _fit(
         report_to=["tensorboard"],
         seed=params.seed,
         max_length=params.max_seq_length,
+        packing=params.packing,
+        include_num_input_tokens_seen="all",  # for tokens/s in TensorBoard
+        eval_strategy="steps" if held_out else "no",
+        eval_steps=params.save_steps,
+        per_device_eval_batch_size=params.batch_size,
         bf16=bf16,
         use_cpu=not cuda,
         # Checkpointing trades compute for memory; small models on CPU have memory to spare.
@@ -311,15 +402,16 @@ def _fit(
         model=model,
         args=config,
         train_dataset=Dataset.from_list(to_prompt_completion(rows)),
+        eval_dataset=Dataset.from_list(to_prompt_completion(held_out)) if held_out else None,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[_log_lines_callback(), _stop_callback(run_dir, stopped)],
+        callbacks=[_log_lines_callback(), _stop_callback(run_dir, stopped), _metrics_callback(tb_dir, params)],
     )
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if stopped:
         (run_dir / STOP_FILE).unlink(missing_ok=True)
         raise TrainingStopped(
-            f"training stopped on request at step {stopped[0]} of {params.max_steps}; the checkpoint is in "
+            f"training stopped on request at step {stopped[0]} of {max_steps}; the checkpoint is in "
             f"{checkpoints}: run the same training again (or retry the task) to resume from it"
         )
     peft_model: Any = trainer.model
