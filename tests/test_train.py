@@ -137,3 +137,41 @@ def test_replay_mixes_previous_version_and_general_set() -> None:
     questions = [r["messages"][0]["content"] for r in mixed]
     assert len(mixed) == 10 and replay_rows(current, previous, 0.25) == mixed  # deterministic
     assert sum(q.startswith("old ") for q in questions) == 5 and not any(q.startswith("new ") for q in questions)
+
+
+def test_kill_9_loses_at_most_the_steps_since_the_last_checkpoint(
+    settings: Settings, library: LibraryConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    corpus.build(library, settings)
+    params = library.train.model_copy(update={"max_steps": 40})  # what `--max-steps 40` makes of the config
+    run_dir = settings.home / "runs" / library.name
+    doctune = str(Path(sys.executable).parent / "doctune")
+    trainer = subprocess.Popen(
+        [doctune, "train", "run", library.name, "--max-steps", "40"],
+        env={**os.environ, "DOCTUNE_HOME": str(settings.home)},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    # Wait for the condition itself (a complete second checkpoint), not for a guessed duration.
+    while not list(run_dir.glob("*/checkpoints/checkpoint-10/trainer_state.json")):
+        assert trainer.poll() is None and time.monotonic() < deadline, trainer.stdout.read() if trainer.stdout else ""
+        time.sleep(0.2)
+    os.killpg(trainer.pid, signal.SIGKILL)
+    trainer.wait()
+    registry = Registry.open(settings)
+    assert [r.status for r in registry.runs(library.name)] == ["running"]  # killed: nobody could record it
+
+    with caplog.at_level("INFO", logger="doctune.train"):
+        result = train(library, settings, params=params)
+    resumed = [r.message for r in caplog.records if r.message.startswith("resuming from ")]
+    assert resumed and int(resumed[0].rsplit("-", 1)[1]) >= 10, [r.message for r in caplog.records]  # not step 0
+    assert result.steps == 40
+    assert [r.status for r in registry.runs(library.name)] == ["interrupted", "succeeded"]

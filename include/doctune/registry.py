@@ -255,6 +255,18 @@ class Registry:
             s.add(run)
         return run
 
+    def mark_interrupted(self, output_dir: str) -> int:
+        """Runs into ``output_dir`` still marked running belong to a killed process: a new try takes over."""
+        with self.transaction() as s:
+            stale = list(
+                s.scalars(
+                    select(TrainingRun).where(TrainingRun.output_dir == output_dir, TrainingRun.status == "running")
+                )
+            )
+            for run in stale:
+                run.status, run.finished_at = "interrupted", utcnow()
+        return len(stale)
+
     def finish_run(
         self,
         run_id: int,

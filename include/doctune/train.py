@@ -264,6 +264,8 @@ def train(
             finished.steps or 0,
             finished.train_loss,
         )
+    if registry.mark_interrupted(str(run_dir)):
+        log.warning("an earlier try of this training was interrupted; continuing from its last checkpoint")
     run = registry.start_run(library.name, dataset.version, library.base_model, params.model_dump(), str(run_dir))
     try:
         steps, loss = _fit(base_path, rows, held_out, params, run_dir, settings.tensorboard_path / library.name / key)
