@@ -161,6 +161,90 @@ def bench_corpus_real(settings: Settings, workdir: Path) -> None:
     )
 
 
+TRAIN_PROBE = """
+import json, re, sys, time
+from pathlib import Path
+import transformers
+variant, base, dataset, out, steps, batch = sys.argv[1:7]
+steps, batch = int(steps), int(batch)
+from doctune.corpus import load_rows
+rows = load_rows(dataset, "train")
+# Time the training loop only (not model loading or tokenization), the same way for both variants.
+seconds = []
+original = transformers.Trainer.train
+def timed(self, *args, **kwargs):
+    started = time.perf_counter()
+    result = original(self, *args, **kwargs)
+    seconds.append(time.perf_counter() - started)
+    return result
+transformers.Trainer.train = timed
+if variant == "doctune":
+    from doctune.config import TrainParams
+    from doctune.train import _fit
+    params = TrainParams(max_steps=steps, batch_size=batch, learning_rate=1e-3, save_steps=10**6, lora_rank=16)
+    _fit(base, rows, [], params, Path(out), Path(out) / "tb")
+else:
+    # The baseline a user would write from a LoRA tutorial: plain Trainer + peft, every example padded to the
+    # maximum length, loss on the whole sequence, gradient checkpointing on.
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM",
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+    def encode(row):
+        ids = tok.apply_chat_template(row["messages"], tokenize=False)
+        enc = tok(ids, truncation=True, max_length=512, padding="max_length")
+        enc["labels"] = enc["input_ids"].copy()
+        return enc
+    data = Dataset.from_list(rows).map(encode, remove_columns=["messages", "meta"])
+    args = TrainingArguments(output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=1e-3,
+                             report_to=[], save_strategy="no", use_cpu=True, gradient_checkpointing=True,
+                             logging_steps=10**6, disable_tqdm=True)
+    Trainer(model=model, args=args, train_dataset=data).train()
+# VmHWM is this process's own peak (ru_maxrss would include the parent's, inherited at fork).
+peak = int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text())[1]) / 1024
+print(json.dumps({"seconds": seconds[0], "peak_mib": peak}))
+"""
+
+
+def _run_probe(args: list[str]) -> tuple[float, float]:
+    """Seconds of training (from the probe) and the child's peak RSS in MiB (from the kernel)."""
+    import os
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TRAIN_PROBE, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"training probe {args[0]} failed with status {status}")
+    return float(json.loads(out.strip().splitlines()[-1])["seconds"]), usage.ru_maxrss / 1024
+
+
+def bench_train_vs_baseline(settings: Settings, library: LibraryConfig, steps: int = 30, batch: int = 4) -> None:
+    from doctune.models import resolve_base_model
+    from doctune.registry import Registry
+
+    base = resolve_base_model(library.base_model, settings)
+    dataset = Registry.open(settings).latest_dataset(library.name)
+    assert dataset is not None
+    results = {}
+    for variant in ("plain", "doctune"):
+        out = settings.path("bench", variant)
+        results[variant] = _run_probe([variant, base, dataset.path, str(out), str(steps), str(batch)])
+    (plain_s, plain_mb), (ours_s, ours_mb) = results["plain"], results["doctune"]
+    examples = steps * batch
+    print(
+        f"training loop, {steps} steps x batch {batch} on tiny-llama (CPU): doctune {examples / ours_s:.1f} "
+        f"examples/s, peak RSS {ours_mb:.0f} MiB; plain Trainer + peft {examples / plain_s:.1f} examples/s, "
+        f"{plain_mb:.0f} MiB; speed ratio {plain_s / ours_s:.2f}x (goal >= 1.0), memory ratio "
+        f"{plain_mb / ours_mb:.2f}x"
+    )
+
+
 def bench_train(settings: Settings, library: LibraryConfig) -> None:
     from doctune.train import train
 
@@ -190,6 +274,7 @@ def main() -> None:
         bench_corpus(settings, library)
         bench_corpus_real(settings, Path(tmp) / "real")
         bench_train(settings, library)
+        bench_train_vs_baseline(settings, library)
 
 
 if __name__ == "__main__":
