@@ -4,8 +4,9 @@ from operators.stages import (
     CorpusOperator,
     DeployOperator,
     EvaluateOperator,
+    RollbackOperator,
     SyncOperator,
     TrainOperator,
 )
 
-__all__ = ["CorpusOperator", "DeployOperator", "EvaluateOperator", "SyncOperator", "TrainOperator"]
+__all__ = ["CorpusOperator", "DeployOperator", "EvaluateOperator", "RollbackOperator", "SyncOperator", "TrainOperator"]

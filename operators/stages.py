@@ -127,3 +127,22 @@ class DeployOperator(BaseOperator):
         result = deploy(library, settings, int(self.adapter_version))
         ensure_gateway(settings)
         return result.to_dict()
+
+
+class RollbackOperator(BaseOperator):
+    """Point the stable name back at the previous production version (or ``to_version``)."""
+
+    template_fields = ("library", "to_version")
+    ui_color = "#fff3cd"
+
+    def __init__(self, *, library: str, to_version: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.library = library
+        self.to_version = to_version
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from doctune.serve import rollback
+
+        library, settings = _library(self.library)
+        version = int(self.to_version) if self.to_version not in (None, "", "None") else None
+        return rollback(library, settings, version).to_dict()

@@ -24,7 +24,13 @@ def dagbag(settings: Settings):  # noqa: ANN201 - DagBag's type lives in airflow
 
 def test_no_import_errors_and_one_dag_per_library(dagbag) -> None:  # noqa: ANN001
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"doctune_retrain__acme", "doctune_retrain__widgets", "doctune_retrain__typo"}
+    assert set(dagbag.dag_ids) == {
+        "doctune_retrain__acme",
+        "doctune_retrain__widgets",
+        "doctune_retrain__typo",
+        "doctune_rollback__acme",
+        "doctune_rollback__widgets",
+    }
 
 
 def test_house_rules(dagbag) -> None:  # noqa: ANN001
@@ -56,3 +62,10 @@ def test_parsing_imports_nothing_heavy(dag_file: Path, settings: Settings) -> No
     result = parse_dag_file(dag_file)
     FIGURES[f"parse time of dags/{dag_file.name}"] = f"{result['seconds']:.3f} s"
     assert result["heavy"] == []
+
+
+def test_rollback_dag_is_manual_with_an_optional_version(dagbag) -> None:  # noqa: ANN001
+    dag = dagbag.dags["doctune_rollback__acme"]
+    assert dag.schedule is None or str(dag.timetable.summary) in ("None", "never")
+    assert [t.task_id for t in dag.tasks] == ["rollback"]
+    assert dag.params.get_param("to_version").value is None

@@ -110,3 +110,14 @@ def test_failed_deployment_is_recorded_without_moving_alias(registry: Registry, 
     registry.record_failed_deployment("acme", 2, "smoke test failed")
     assert registry.aliases() == {"acme": "acme@v1"}
     assert registry.deployments("acme")[-1].status == "failed"
+
+
+def test_rollback_is_recorded_as_such(registry: Registry, tmp_path: Path) -> None:
+    for run in "ab":
+        _adapter(registry, tmp_path, run)
+    registry.promote("acme", 1)
+    registry.promote("acme", 2)
+    assert registry.promote("acme", 1, action="rollback") == 2
+    assert registry.aliases() == {"acme": "acme@v1"}
+    assert [a.status for a in registry.adapters("acme")] == ["production", "previous"]
+    assert registry.deployments("acme")[-1].action == "rollback"

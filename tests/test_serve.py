@@ -120,3 +120,30 @@ def test_unreachable_server_is_a_clear_error(server_settings: Settings, deployed
     with pytest.raises(DoctuneError, match="is unreachable"):
         serve.VLLMClient("http://127.0.0.1:9").models()
     assert Registry.open(server_settings).aliases()["servelib"] == "servelib@v1"
+
+
+def test_rollback_moves_the_stable_name_back(server_settings: Settings, deployed: LibraryConfig) -> None:
+    serve.deploy(deployed, server_settings, 2)
+    assert _ask_model(server_settings) == "servelib@v2"
+    result = serve.rollback(deployed, server_settings)
+    assert (result.version, result.previous) == (1, 2)
+    assert _ask_model(server_settings) == "servelib@v1"
+    assert serve.rollback(deployed, server_settings, to=2).version == 2  # and forward again, by version
+    with pytest.raises(DoctuneError, match="v2 is already in production"):
+        serve.rollback(deployed, server_settings, to=2)
+    with pytest.raises(DoctuneError, match="adapter v9 of 'servelib' is not registered"):
+        serve.rollback(deployed, server_settings, to=9)
+    assert Registry.open(server_settings).aliases()["servelib"] == "servelib@v2"
+
+
+def test_rollback_with_nothing_to_roll_back(server_settings: Settings, tmp_path: Path) -> None:
+    fresh = tiny_library(server_settings, tmp_path, name="neverserved")
+    with pytest.raises(DoctuneError, match="nothing to roll back: neverserved has no production adapter"):
+        serve.rollback(fresh, server_settings)
+
+
+def _ask_model(settings: Settings) -> str:
+    reply = _client(settings).chat.completions.create(
+        model="servelib", messages=[{"role": "user", "content": "hi"}], max_tokens=2, temperature=0
+    )
+    return reply.model

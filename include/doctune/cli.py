@@ -203,6 +203,19 @@ def deploy_cmd(library: Library, version: Annotated[int, typer.Argument(help="Ad
     out.print(f"{library} now answers with {result.served_name} (previous: v{result.previous})")
 
 
+@app.command("rollback")
+def rollback_cmd(
+    library: Library,
+    to: Annotated[int | None, typer.Option(help="Version to serve (default: the previous production version).")] = None,
+) -> None:
+    """Point the stable name back at the previous (or a given) version, at once."""
+    from doctune.serve import rollback
+
+    settings = Settings()
+    result = rollback(get_library(settings, library), settings, to)
+    out.print(f"{library} now answers with {result.served_name} (was v{result.previous})")
+
+
 @app.command("ask")
 def ask_cmd(
     model: Annotated[str, typer.Argument(help="Stable name, <lib>@v<N> or the base model name.")],

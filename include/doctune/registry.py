@@ -402,7 +402,7 @@ class Registry:
                 .limit(1)
             ).first()
 
-    def promote(self, library: str, version: int) -> int | None:
+    def promote(self, library: str, version: int, action: str = "promote") -> int | None:
         """Point the stable name at ``version`` and update statuses, atomically. Returns the previous version."""
         with self.transaction() as s:
             alias = s.get(Alias, library)
@@ -423,7 +423,7 @@ class Registry:
                     library=library,
                     adapter_version=version,
                     previous_version=previous,
-                    action="promote",
+                    action=action,
                     status="succeeded",
                 )
             )

@@ -332,6 +332,38 @@ def deploy(library: LibraryConfig, settings: Settings, version: int) -> DeployRe
     return DeployResult(library.name, version, previous, name, answer)
 
 
+def rollback(library: LibraryConfig, settings: Settings, to: int | None = None) -> DeployResult:
+    """Move the stable name back: to the previous production version, or to ``to``. The previous version is kept
+    loaded by deploy, so this is one registry transaction (plus a load if ``to`` is older)."""
+    from doctune.registry import Registry
+
+    registry = Registry.open(settings)
+    current = registry.production(library.name)
+    if current is None:
+        raise DoctuneError(
+            f"nothing to roll back: {library.name} has no production adapter yet (it answers with the base model)"
+        )
+    if to is None:
+        previous = [a for a in registry.adapters(library.name) if a.status == "previous"]
+        if not previous:
+            raise DoctuneError(
+                f"nothing to roll back to: v{current.version} is the only version {library.name} has "
+                "served; name one with --to, or deploy another version"
+            )
+        to = previous[-1].version
+    if to == current.version:
+        raise DoctuneError(f"v{to} is already in production for {library.name}")
+    target = registry.adapter(library.name, to)
+    if target.status == "rejected":
+        log.warning("rolling back to v%d, which the gate rejected", to)
+    preflight(settings, library, target)
+    client = ensure_vllm(settings, library)
+    ensure_loaded(client, target.served_name, target.path)
+    previous_version = registry.promote(library.name, to, action="rollback")
+    log.info("%s rolled back to %s (from v%s)", library.name, target.served_name, previous_version)
+    return DeployResult(library.name, to, previous_version, target.served_name, "")
+
+
 def ask(settings: Settings, model: str, question: str, *, max_tokens: int = 128) -> str:
     """Ask through the gateway with the official OpenAI client, exactly as a developer tool would."""
     from openai import APIConnectionError, APIStatusError, OpenAI
