@@ -142,6 +142,24 @@ def test_rollback_with_nothing_to_roll_back(server_settings: Settings, tmp_path:
         serve.rollback(fresh, server_settings)
 
 
+def test_model_management_lists_loaded_adapters(server_settings: Settings, deployed: LibraryConfig) -> None:
+    status = serve.server_status(server_settings)
+    rows = {m["name"]: m for m in status["models"]}
+    assert status["healthy"] and rows["tiny-llama"]["base"] is None
+    production = Registry.open(server_settings).aliases()["servelib"]
+    assert rows[production]["stable_name"] == "servelib" and rows[production]["status"] == "production"
+    assert rows[production]["dataset"] == 1 and rows[production]["base"] == "tiny-llama"
+
+
+def test_restarted_server_serves_the_stable_names_at_once(server_settings: Settings, deployed: LibraryConfig) -> None:
+    production = Registry.open(server_settings).aliases()["servelib"]
+    assert serve.stop_server(server_settings, "vllm")
+    serve.ensure_vllm(server_settings, deployed)  # a fresh process: production adapters come back preloaded
+    loaded = {m["id"] for m in serve.VLLMClient(server_settings.vllm_url).models()}
+    assert production in loaded
+    assert _ask_model(server_settings) == production
+
+
 def _ask_model(settings: Settings) -> str:
     reply = _client(settings).chat.completions.create(
         model="servelib", messages=[{"role": "user", "content": "hi"}], max_tokens=2, temperature=0

@@ -262,6 +262,27 @@ def serve_start(library: Library) -> None:
     out.print(f"vLLM at {settings.vllm_url}, gateway (for clients) at {settings.gateway_url}/v1")
 
 
+@serve_app.command("status")
+def serve_status() -> None:
+    """Server health, the base model and every loaded adapter with its version, dataset, status and loss."""
+    from doctune.serve import server_status
+
+    status = server_status(Settings())
+    out.print(f"vLLM at {status['vllm']}: {'healthy' if status['healthy'] else 'not reachable'}")
+    table = Table("model", "base", "stable name", "status", "dataset", "held-out loss")
+    for m in status["models"]:
+        loss = m.get("heldout_loss")
+        table.add_row(
+            m["name"],
+            m["base"] or "(base model)",
+            m.get("stable_name") or "",
+            m.get("status") or "",
+            f"v{m['dataset']}" if m.get("dataset") else "",
+            f"{loss:.4f}" if loss else "",
+        )
+    out.print(table)
+
+
 @serve_app.command("stop")
 def serve_stop() -> None:
     """Stop the local vLLM and gateway processes."""

@@ -332,6 +332,32 @@ def deploy(library: LibraryConfig, settings: Settings, version: int) -> DeployRe
     return DeployResult(library.name, version, previous, name, answer)
 
 
+def server_status(settings: Settings) -> dict[str, Any]:
+    """Model management: server health, the base model, every loaded adapter with its registry record."""
+    from doctune.registry import Registry
+
+    client = VLLMClient(settings.vllm_url, settings.request_timeout)
+    if not client.healthy():
+        return {"vllm": settings.vllm_url, "healthy": False, "models": []}
+    registry = Registry.open(settings)
+    aliases = registry.aliases()
+    models = []
+    for model in client.models():
+        row: dict[str, Any] = {"name": model["id"], "base": model.get("parent") or None}
+        library, _, version = model["id"].partition("@v")
+        if model.get("parent") and version.isdigit():
+            adapter = registry.adapter(library, int(version))
+            evaluation = registry.latest_evaluation(library, adapter.version)
+            row |= {
+                "status": adapter.status,
+                "dataset": adapter.dataset_version,
+                "stable_name": library if aliases.get(library) == model["id"] else None,
+                "heldout_loss": (evaluation.metrics.get("candidate", {}).get("heldout_loss") if evaluation else None),
+            }
+        models.append(row)
+    return {"vllm": settings.vllm_url, "healthy": True, "models": models}
+
+
 def rollback(library: LibraryConfig, settings: Settings, to: int | None = None) -> DeployResult:
     """Move the stable name back: to the previous production version, or to ``to``. The previous version is kept
     loaded by deploy, so this is one registry transaction (plus a load if ``to`` is older)."""
