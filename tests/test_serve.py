@@ -113,6 +113,30 @@ def test_rank_and_base_model_preflight(server_settings: Settings, deployed: Libr
     assert Registry.open(server_settings).aliases()["servelib"] == "servelib@v1"
 
 
+def test_adapter_paths_outside_the_adapter_root_are_refused(
+    server_settings: Settings, deployed: LibraryConfig, tmp_path: Path
+) -> None:
+    from sqlalchemy import update
+
+    from doctune.registry import Adapter
+
+    registry = Registry.open(server_settings)
+    original = registry.adapter("servelib", 2).path
+    elsewhere = tmp_path / "v2"
+    shutil.copytree(original, elsewhere)
+    with registry.transaction() as s:
+        s.execute(
+            update(Adapter).where(Adapter.library == "servelib", Adapter.version == 2).values(path=str(elsewhere))
+        )
+    try:
+        with pytest.raises(DoctuneError, match="is outside the adapter root"):
+            serve.deploy(deployed, server_settings, 2)
+    finally:
+        with registry.transaction() as s:
+            s.execute(update(Adapter).where(Adapter.library == "servelib", Adapter.version == 2).values(path=original))
+    assert registry.aliases()["servelib"] == "servelib@v1"
+
+
 def test_unreachable_server_is_a_clear_error(server_settings: Settings, deployed: LibraryConfig) -> None:
     dead = server_settings.model_copy(update={"vllm_url": "http://127.0.0.1:9", "manage_servers": False})
     with pytest.raises(DoctuneError, match=r"vLLM server at http://127.0.0.1:9 is not healthy"):

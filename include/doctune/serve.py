@@ -285,6 +285,10 @@ def preflight(settings: Settings, library: LibraryConfig, adapter: Any) -> None:
     from doctune.train import adapter_digest
 
     folder = Path(adapter.path)
+    root = (settings.home / "adapters").resolve()
+    if not folder.resolve().is_relative_to(root):
+        # Only folders doctune wrote may reach vLLM's loader (which reads any path it is given).
+        raise DoctuneError(f"adapter path {folder} is outside the adapter root {root}: refusing to load it")
     if not (folder / "adapter_config.json").is_file():
         raise DoctuneError(f"adapter folder {folder} is missing or has no adapter_config.json; retrain it")
     if adapter_digest(folder) != adapter.sha256:
