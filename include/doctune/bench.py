@@ -90,7 +90,7 @@ def real_library_repo(workdir: Path, package: str = "click", version: str = "8.1
     """A real third-party library with its docs: its sdist from the package registry, made a git repository."""
     import tarfile
 
-    from doctune.demo import _git
+    from doctune.demo import run_git
 
     subprocess.run(
         [
@@ -112,9 +112,9 @@ def real_library_repo(workdir: Path, package: str = "click", version: str = "8.1
     with tarfile.open(archive) as tar:
         tar.extractall(workdir, filter="data")
     repo = workdir / f"{package}-{version}"
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", f"{package} {version}")
+    run_git(repo, "init", "-q", "-b", "main")
+    run_git(repo, "add", "-A")
+    run_git(repo, "commit", "-q", "-m", f"{package} {version}")
     return repo
 
 
@@ -123,7 +123,7 @@ def bench_corpus_real(settings: Settings, workdir: Path) -> None:
 
     from doctune import corpus
     from doctune.corpus.extract import classify, tracked_files
-    from doctune.demo import _git
+    from doctune.demo import run_git
 
     repo = real_library_repo(workdir)
     library = LibraryConfig(name="click", package="click", repo_url=repo.as_uri())
@@ -149,7 +149,7 @@ def bench_corpus_real(settings: Settings, workdir: Path) -> None:
 
     page = repo / "docs" / "quickstart.rst"
     page.write_text(page.read_text() + "\n\nA closing tip\n-------------\n\nRun ``--help`` on every command.\n")
-    _git(repo, "commit", "-q", "-am", "docs: a closing tip")
+    run_git(repo, "commit", "-q", "-am", "docs: a closing tip")
     started = time.perf_counter()
     incremental = corpus.build(library, settings)
     seconds = time.perf_counter() - started

@@ -31,7 +31,7 @@ GIT_ENV = {
 SAMPLE_QUESTION = "What does `ledgerkite.envelopes.nibble` do?"
 
 
-def _git(repo: Path, *args: str) -> str:
+def run_git(repo: Path, *args: str) -> str:
     env = {**os.environ, **GIT_ENV}
     return subprocess.run(
         ["git", "-c", "core.hooksPath=/dev/null", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
@@ -46,9 +46,9 @@ def prepare_demo_repo(settings: Settings, source: Path = DEMO_SOURCE) -> Path:
     staging = repo.with_name(f".{DEMO_NAME}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(source, staging, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "*.pyc"))
-    _git(staging, "init", "-q", "-b", "main")
-    _git(staging, "add", "-A")
-    _git(staging, "commit", "-q", "-m", "ledgerkite 0.3.0")
+    run_git(staging, "init", "-q", "-b", "main")
+    run_git(staging, "add", "-A")
+    run_git(staging, "commit", "-q", "-m", "ledgerkite 0.3.0")
     staging.rename(repo)
     return repo
 
@@ -63,9 +63,9 @@ def edit_demo_docs(repo: Path, n: int) -> str:
             f"with `ledgerkite.refill(pot)` at the start of every month; tip number {n}.\n"
         )
     )
-    _git(repo, "add", "docs/envelopes.md")
-    _git(repo, "commit", "-q", "-m", f"docs: envelope tip {n}")
-    return _git(repo, "rev-parse", "HEAD")
+    run_git(repo, "add", "docs/envelopes.md")
+    run_git(repo, "commit", "-q", "-m", f"docs: envelope tip {n}")
+    return run_git(repo, "rev-parse", "HEAD")
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
@@ -201,7 +201,7 @@ def run_demo(settings: Settings, *, base_model: str, max_steps: int, edit_docs: 
     os.environ["DOCTUNE_HOME"] = str(settings.home)
     repo = prepare_demo_repo(settings)
     if edit_docs:
-        n = len(_git(repo, "log", "--oneline").splitlines())
+        n = len(run_git(repo, "log", "--oneline").splitlines())
         console.print(f"committed a doc change to the demo library: {edit_demo_docs(repo, n)[:12]}")
     library = demo_library(settings, repo, base_model, max_steps)
     with console.status(f"preparing base model {base_model} (once)"):

@@ -106,12 +106,13 @@ def sync(library: LibraryConfig, settings: Settings) -> SyncResult:
     ``changed`` is False when the doc surface (docs, docstrings, public signatures) equals the one the
     latest dataset version was built from: then nothing downstream needs to run.
     """
-    from doctune.corpus import extract
+    from doctune.corpus.extract import extract, extraction_cache
     from doctune.registry import Registry
 
     registry = Registry.open(settings)
     tree, commit = sync_repository(library, settings)
-    surface = extract(tree, library)
+    # Cached per git blob: the corpus stage that follows re-reads only what this pass did not.
+    surface = extract(tree, library, cache=extraction_cache(settings, library))
     registry.record_snapshot(library.name, commit, surface.fingerprint)
     latest = registry.latest_dataset(library.name)
     changed = latest is None or latest.surface_hash != surface.fingerprint

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from doctune.config import LibraryConfig, SourceConfig
+from doctune.config import LibraryConfig, Settings, SourceConfig
 from doctune.errors import DoctuneError
 
 log = logging.getLogger(__name__)
@@ -465,6 +465,11 @@ def read_file(tree: Path, rel: str, kind: str, package: str) -> dict[str, Any]:
         return {"skipped": f"Python does not parse: line {exc.lineno}: {exc.msg}"}
     result["units"] = [asdict(u) for u in units]
     return result
+
+
+def extraction_cache(settings: Settings, library: LibraryConfig) -> Path:
+    """Where per-file extraction results of a library live (shared by the sync and corpus stages)."""
+    return settings.path("cache", "extract", library.name)
 
 
 def extract(tree: Path, library: LibraryConfig, cache: Path | None = None) -> Surface:

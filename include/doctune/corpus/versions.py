@@ -21,7 +21,7 @@ from typing import Any
 
 from doctune.config import LibraryConfig, Settings
 from doctune.corpus import filters
-from doctune.corpus.extract import EXTRACTOR_VERSION, Surface, Unit, extract
+from doctune.corpus.extract import EXTRACTOR_VERSION, Surface, Unit, extract, extraction_cache
 from doctune.corpus.generate import generate_pairs
 from doctune.errors import DoctuneError
 
@@ -222,7 +222,7 @@ def build(
     say(f"syncing {library.name}")
     tree, commit = sync_repository(library, settings, commit)
     say("reading docs, API, tests and changelog")
-    surface = extract(tree, library, cache=settings.path("cache", "extract", library.name))
+    surface = extract(tree, library, cache=extraction_cache(settings, library))
     latest = registry.latest_dataset(library.name)
     if latest and latest.surface_hash == surface.fingerprint and not force:
         log.info(
