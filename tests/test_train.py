@@ -60,6 +60,29 @@ def test_rank_above_the_serving_limit_fails_before_training(settings: Settings, 
 def test_no_dataset_yet(settings: Settings, library: LibraryConfig) -> None:
     with pytest.raises(DoctuneError, match="has no dataset version yet: run `doctune corpus build ledgerkite`"):
         train(library, settings)
+    with pytest.raises(DoctuneError, match="dataset version v7 of 'ledgerkite' is not registered"):
+        train(library, settings, dataset_version=7)
+
+
+def test_empty_dataset_version_registers_nothing(settings: Settings, library: LibraryConfig) -> None:
+    # A corpus build whose every pair was rejected still registers its version (its report says why).
+    folder = settings.path("datasets", library.name, "v1")
+    for split in ("train", "eval", "rejected"):
+        (folder / f"{split}.jsonl").write_text("")
+    registry = Registry.open(settings)
+    registry.add_dataset(
+        library=library.name,
+        version=1,
+        commit="0" * 40,
+        surface_hash="s",
+        content_hash="c",
+        path=str(folder),
+        n_train=0,
+        n_eval=0,
+    )
+    with pytest.raises(DoctuneError, match=r"dataset v1 of ledgerkite has no training pairs: its report .*report\.md"):
+        train(library, settings)
+    assert registry.adapters(library.name) == [] and registry.runs(library.name) == []
 
 
 def test_missing_base_model_registers_nothing(settings: Settings, library: LibraryConfig, tmp_path: Path) -> None:
@@ -109,6 +132,86 @@ def test_corrupt_latest_checkpoint_is_set_aside(settings: Settings, library: Lib
     assert latest_good_checkpoint(checkpoints) == checkpoints / "checkpoint-10"
     assert (checkpoints / "checkpoint-20.corrupt").is_dir()
     assert run_key(1, library.base_model, library.train) == checkpoints.parent.name
+
+
+def _fill_disk_at(checkpoint: str, shape: str, full: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the first write into ``checkpoint`` behave as on a full disk: half the bytes land, then the writer
+    fails the way it really does there (each one differently: see ``doctune.train.disk_is_full``)."""
+    import io
+    import shutil
+
+    import safetensors
+    import safetensors.torch
+    import torch
+
+    def half_written(path: str, data: bytes, error: Exception) -> None:
+        Path(path).write_bytes(data[: len(data) // 2])
+        full.append(True)
+        raise error
+
+    if shape == "adapter":  # peft's save of adapter_model.safetensors, the checkpoint's first file
+        import peft.peft_model
+
+        real = peft.peft_model.safe_save_file
+
+        def save_file(tensors: dict, filename: str, metadata: dict | None = None) -> None:
+            if checkpoint not in filename:
+                return real(tensors, filename, metadata=metadata)
+            error = safetensors.SafetensorError(
+                "Error while serializing: I/O error: No space left on device (os error 28)"
+            )
+            half_written(filename, safetensors.torch.save(tensors, metadata=metadata), error)
+
+        monkeypatch.setattr(peft.peft_model, "safe_save_file", save_file)
+    else:  # torch.save of optimizer.pt, the biggest file; torch's error names no errno
+        real_save = torch.save
+
+        def save(obj: object, f: object, *args: object, **kwargs: object) -> None:
+            if not (isinstance(f, str) and checkpoint in f and f.endswith("optimizer.pt")):
+                return real_save(obj, f, *args, **kwargs)  # type: ignore[arg-type]
+            buffer = io.BytesIO()
+            real_save(obj, buffer)
+            half_written(
+                f, buffer.getvalue(), RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
+            )
+
+        monkeypatch.setattr(torch, "save", save)
+        real_usage = shutil.disk_usage
+        monkeypatch.setattr(shutil, "disk_usage", lambda p: real_usage(p)._replace(free=0) if full else real_usage(p))
+
+
+@pytest.mark.parametrize("shape", ["adapter", "optimizer"])
+def test_full_disk_while_checkpointing_fails_clearly_and_a_rerun_resumes(
+    settings: Settings, library: LibraryConfig, caplog: pytest.LogCaptureFixture, shape: str
+) -> None:
+    from doctune.train import run_key
+
+    corpus.build(library, settings)
+    params = library.train.model_copy(update={"max_steps": 4, "save_steps": 2})
+    run_dir = settings.path("runs", library.name, run_key(1, library.base_model, params))
+    full: list[bool] = []
+    with pytest.MonkeyPatch.context() as disk, pytest.raises(DoctuneError) as failed:
+        _fill_disk_at("checkpoint-4", shape, full, disk)
+        train(library, settings, params=params)
+    message = str(failed.value)
+    assert full and f"the disk holding {run_dir} is full" in message
+    assert "Free space on it" in message and "resumes from the last complete checkpoint" in message
+    registry = Registry.open(settings)
+    assert registry.adapters(library.name) == []
+    assert [(r.status, "is full" in (r.error or "")) for r in registry.runs(library.name)] == [("failed", True)]
+    assert [p.name for p in settings.path("adapters", library.name).iterdir()] == []  # no half-copied adapter
+    assert (run_dir / "checkpoints" / "checkpoint-4").is_dir()  # half-written, as a full disk leaves it
+
+    # Space freed (the patches are gone): the same training resumes from the last complete checkpoint.
+    with caplog.at_level("INFO", logger="doctune.train"):
+        result = train(library, settings, params=params)
+    resumed = [r.message for r in caplog.records if r.message.startswith("resuming from ")]
+    assert resumed == [f"resuming from {run_dir / 'checkpoints' / 'checkpoint-2'}"]
+    assert any("checkpoint-4 is incomplete" in r.message for r in caplog.records)
+    assert (result.steps, result.adapter_version) == (4, 1)
+    assert [r.status for r in registry.runs(library.name)] == ["failed", "succeeded"]
+    state = json.loads((run_dir / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
 
 
 def test_tensorboard_has_eval_loss_tokens_per_second_and_hparams(settings: Settings, library: LibraryConfig) -> None:

@@ -6,12 +6,15 @@ Heavy libraries (torch, transformers, peft, trl) are imported inside functions s
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import math
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +152,43 @@ def latest_good_checkpoint(folder: Path) -> Path | None:
     return None
 
 
+# Below this much free space, a failed write is taken for a full disk (torch.save does not say so itself).
+FULL_DISK_BYTES = 16 * 2**20
+
+
+def disk_is_full(exc: BaseException, folder: Path) -> bool:
+    """Whether ``exc`` comes from a full disk. Each writer reports one differently: Python's file writes raise
+    OSError(ENOSPC), safetensors a SafetensorError quoting "No space left on device", and torch.save only
+    "unexpected pos ..." with no errno, which leaves the free space on ``folder``'s disk as the witness."""
+    chain: BaseException | None = exc
+    while chain is not None:
+        if (isinstance(chain, OSError) and chain.errno == errno.ENOSPC) or "No space left on device" in str(chain):
+            return True
+        chain = chain.__cause__ or chain.__context__
+    try:
+        return shutil.disk_usage(folder).free < FULL_DISK_BYTES
+    except OSError:  # the folder is gone: nothing to say about its disk
+        return False
+
+
+@contextmanager
+def _full_disk_explained(run_dir: Path) -> Iterator[None]:
+    """A full disk while checkpointing or saving the adapter becomes one clear error that names the folder and
+    the fix; the half-written checkpoint is set aside by ``latest_good_checkpoint`` when the run is tried again."""
+    try:
+        yield
+    except Exception as exc:
+        if isinstance(exc, DoctuneError) or not disk_is_full(exc, run_dir):
+            raise
+        free = shutil.disk_usage(run_dir).free if run_dir.exists() else 0
+        raise DoctuneError(
+            f"the disk holding {run_dir} is full ({free // 2**20} MiB free; {exc}): nothing was registered. "
+            f"Free space on it (old runs under {run_dir.parent} and their checkpoints can go) or point "
+            "DOCTUNE_HOME at a bigger disk, then run the same training again: it resumes from the last complete "
+            "checkpoint"
+        ) from exc
+
+
 def _metrics_callback(tb_dir: Path, params: TrainParams) -> Any:
     """Tokens per second and the run's hyper-parameters in TensorBoard, next to the trainer's own scalars."""
     import time
@@ -242,7 +282,11 @@ def train(
         raise DoctuneError(f"{library.name} has no dataset version yet: run `doctune corpus build {library.name}`")
     rows = load_rows(dataset.path, "train")
     if not rows:
-        raise DoctuneError(f"dataset v{dataset.version} of {library.name} has no training pairs ({dataset.path})")
+        raise DoctuneError(
+            f"dataset v{dataset.version} of {library.name} has no training pairs: its report "
+            f"({dataset.path}/report.md) says what was extracted and why pairs were rejected; widen the library's "
+            f"sources or fix its docs, then run `doctune corpus build {library.name}`"
+        )
     held_out = load_rows(dataset.path, "eval")
     if params.replay_share:
         previous = registry.dataset(library.name, dataset.version - 1) if dataset.version > 1 else None
@@ -267,22 +311,26 @@ def train(
     if registry.mark_interrupted(str(run_dir)):
         log.warning("an earlier try of this training was interrupted; continuing from its last checkpoint")
     run = registry.start_run(library.name, dataset.version, library.base_model, params.model_dump(), str(run_dir))
+    staged = settings.path("adapters", library.name) / f".staging-run{run.id}"
     try:
-        steps, loss = _fit(base_path, rows, held_out, params, run_dir, settings.tensorboard_path / library.name / key)
-        staged = settings.path("adapters", library.name) / f".staging-run{run.id}"
-        shutil.rmtree(staged, ignore_errors=True)
-        shutil.copytree(run_dir / "adapter", staged)
-        (staged / "README.md").write_text(_model_card(library, dataset, library.base_model, params, steps, loss))
-        adapter = registry.add_adapter(
-            library=library.name,
-            training_run_id=run.id,
-            dataset_version=dataset.version,
-            base_model=library.base_model,
-            staged=staged,
-            rank=params.lora_rank,
-            sha256=adapter_digest(staged),
-        )
+        with _full_disk_explained(run_dir):
+            steps, loss = _fit(
+                base_path, rows, held_out, params, run_dir, settings.tensorboard_path / library.name / key
+            )
+            shutil.rmtree(staged, ignore_errors=True)
+            shutil.copytree(run_dir / "adapter", staged)
+            (staged / "README.md").write_text(_model_card(library, dataset, library.base_model, params, steps, loss))
+            adapter = registry.add_adapter(
+                library=library.name,
+                training_run_id=run.id,
+                dataset_version=dataset.version,
+                base_model=library.base_model,
+                staged=staged,
+                rank=params.lora_rank,
+                sha256=adapter_digest(staged),
+            )
     except BaseException as exc:
+        shutil.rmtree(staged, ignore_errors=True)  # a half-copied adapter only takes space; the run folder has it
         status = "stopped" if isinstance(exc, TrainingStopped) else "failed"
         registry.finish_run(run.id, status=status, error=str(exc)[:2000])
         raise
