@@ -10,6 +10,7 @@ from openai import OpenAI
 from starlette.testclient import TestClient
 
 from doctune import corpus, serve
+from doctune.bench import Traffic
 from doctune.config import LibraryConfig, Settings
 from doctune.demo import prepare_demo_repo
 from doctune.errors import DoctuneError
@@ -65,6 +66,47 @@ def test_streaming_and_plain_completions(server_settings: Settings, deployed: Li
     assert text.model == "servelib@v1" and text.usage.completion_tokens > 0  # type: ignore[union-attr]
 
 
+def test_deploy_under_concurrent_traffic_fails_no_request(server_settings: Settings, deployed: LibraryConfig) -> None:
+    with Traffic(server_settings.gateway_url, "servelib", clients=3) as traffic:
+        traffic.wait_for(3)  # clients are mid-stream on v1 when the swap starts
+        result = serve.deploy(deployed, server_settings, 2)
+        swapped_at = traffic.sent
+        traffic.wait_for(swapped_at + 6)
+    assert (result.version, result.previous) == (2, 1)
+    assert traffic.failed == 0, traffic.errors
+    assert traffic.truncated == 0
+    assert traffic.answered_by[0] == "servelib@v1" and traffic.answered_by[-1] == "servelib@v2"
+    # The stable name now answers with v2's weights, not only its name: at temperature 0 the tiny model's text
+    # can coincide between versions, so compare the log-probabilities, which differ whenever the weights do.
+    v1, v2 = (_logprobs(server_settings.vllm_url, f"servelib@v{n}") for n in (1, 2))
+    assert v1 != v2
+    assert _logprobs(server_settings.gateway_url, "servelib") == v2
+    # A retried deploy task changes nothing: v1 stays the rollback target.
+    assert serve.deploy(deployed, server_settings, 2).previous == 1
+    assert [(a.version, a.status) for a in Registry.open(server_settings).adapters("servelib")] == [
+        (1, "previous"),
+        (2, "production"),
+    ]
+
+
+def test_gateway_reloads_adapters_a_restarted_server_lacks(server_settings: Settings, deployed: LibraryConfig) -> None:
+    vllm = serve.VLLMClient(server_settings.vllm_url)
+    for name in ("servelib@v1", "servelib@v2"):  # what a vLLM container restarted from its static command has
+        vllm.unload_adapter(name)
+    assert _ask_model(server_settings) == "servelib@v2"  # the miss made the gateway reconcile, then retry
+    assert {"servelib@v1", "servelib@v2"} <= {m["id"] for m in vllm.models()}
+    assert serve.reconcile(server_settings) == []  # nothing left to load
+
+
+def test_load_and_unload_by_hand(server_settings: Settings, deployed: LibraryConfig) -> None:
+    with pytest.raises(DoctuneError, match="answers for the stable name servelib"):
+        serve.unload_version(deployed, server_settings, 2)
+    assert serve.unload_version(deployed, server_settings, 1) == "servelib@v1"
+    assert "servelib@v1" not in {m["id"] for m in serve.VLLMClient(server_settings.vllm_url).models()}
+    assert serve.load_version(deployed, server_settings, 1) == "servelib@v1"
+    assert "servelib@v1" in {m["id"] for m in serve.VLLMClient(server_settings.vllm_url).models()}
+
+
 def test_admin_endpoints_are_not_reachable_through_the_gateway(
     server_settings: Settings, deployed: LibraryConfig
 ) -> None:
@@ -82,35 +124,35 @@ def test_api_keys_are_required_when_configured(server_settings: Settings, deploy
         wrong = client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
         ok = client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer key-two"})
-        assert ok.status_code == 200 and ok.json()["model"] == "servelib@v1"
+        assert ok.status_code == 200 and ok.json()["model"] == "servelib@v2"
 
 
 def test_tampered_adapter_is_refused_and_production_stays(
     server_settings: Settings, deployed: LibraryConfig, tmp_path: Path
 ) -> None:
     registry = Registry.open(server_settings)
-    folder = Path(registry.adapter("servelib", 2).path)
-    backup = tmp_path / "v2"
+    folder = Path(registry.adapter("servelib", 1).path)
+    backup = tmp_path / "v1"
     shutil.copytree(folder, backup)
     try:
         (folder / "adapter_model.safetensors").write_bytes(b"corrupt")
         with pytest.raises(DoctuneError, match="checksum mismatch"):
-            serve.deploy(deployed, server_settings, 2)
+            serve.deploy(deployed, server_settings, 1)
     finally:
         shutil.rmtree(folder)
         shutil.copytree(backup, folder)
-    assert registry.aliases()["servelib"] == "servelib@v1"
+    assert registry.aliases()["servelib"] == "servelib@v2"
     assert registry.deployments("servelib")[-1].status == "failed"
 
 
 def test_rank_and_base_model_preflight(server_settings: Settings, deployed: LibraryConfig) -> None:
     narrow = server_settings.model_copy(update={"vllm_max_lora_rank": 8})
     with pytest.raises(DoctuneError, match="rank 16 exceeds the server's --max-lora-rank 8"):
-        serve.deploy(deployed, narrow, 2)
+        serve.deploy(deployed, narrow, 1)
     other_base = deployed.model_copy(update={"base_model": "smollm2-135m-instruct"})
     with pytest.raises(DoctuneError, match="was trained on 'tiny-llama'"):
-        serve.deploy(other_base, server_settings, 2)
-    assert Registry.open(server_settings).aliases()["servelib"] == "servelib@v1"
+        serve.deploy(other_base, server_settings, 1)
+    assert Registry.open(server_settings).aliases()["servelib"] == "servelib@v2"
 
 
 def test_adapter_paths_outside_the_adapter_root_are_refused(
@@ -121,33 +163,32 @@ def test_adapter_paths_outside_the_adapter_root_are_refused(
     from doctune.registry import Adapter
 
     registry = Registry.open(server_settings)
-    original = registry.adapter("servelib", 2).path
-    elsewhere = tmp_path / "v2"
+    original = registry.adapter("servelib", 1).path
+    elsewhere = tmp_path / "v1"
     shutil.copytree(original, elsewhere)
     with registry.transaction() as s:
         s.execute(
-            update(Adapter).where(Adapter.library == "servelib", Adapter.version == 2).values(path=str(elsewhere))
+            update(Adapter).where(Adapter.library == "servelib", Adapter.version == 1).values(path=str(elsewhere))
         )
     try:
         with pytest.raises(DoctuneError, match="is outside the adapter root"):
-            serve.deploy(deployed, server_settings, 2)
+            serve.deploy(deployed, server_settings, 1)
     finally:
         with registry.transaction() as s:
-            s.execute(update(Adapter).where(Adapter.library == "servelib", Adapter.version == 2).values(path=original))
-    assert registry.aliases()["servelib"] == "servelib@v1"
+            s.execute(update(Adapter).where(Adapter.library == "servelib", Adapter.version == 1).values(path=original))
+    assert registry.aliases()["servelib"] == "servelib@v2"
 
 
 def test_unreachable_server_is_a_clear_error(server_settings: Settings, deployed: LibraryConfig) -> None:
     dead = server_settings.model_copy(update={"vllm_url": "http://127.0.0.1:9", "manage_servers": False})
     with pytest.raises(DoctuneError, match=r"vLLM server at http://127.0.0.1:9 is not healthy"):
-        serve.deploy(deployed, dead, 2)
+        serve.deploy(deployed, dead, 1)
     with pytest.raises(DoctuneError, match="is unreachable"):
         serve.VLLMClient("http://127.0.0.1:9").models()
-    assert Registry.open(server_settings).aliases()["servelib"] == "servelib@v1"
+    assert Registry.open(server_settings).aliases()["servelib"] == "servelib@v2"
 
 
 def test_rollback_moves_the_stable_name_back(server_settings: Settings, deployed: LibraryConfig) -> None:
-    serve.deploy(deployed, server_settings, 2)
     assert _ask_model(server_settings) == "servelib@v2"
     result = serve.rollback(deployed, server_settings)
     assert (result.version, result.previous) == (1, 2)
@@ -182,6 +223,18 @@ def test_restarted_server_serves_the_stable_names_at_once(server_settings: Setti
     loaded = {m["id"] for m in serve.VLLMClient(server_settings.vllm_url).models()}
     assert production in loaded
     assert _ask_model(server_settings) == production
+
+
+def _logprobs(url: str, model: str) -> list[tuple[str, float]]:
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": "What does ledgerkite.nibble do?"}],
+        "max_tokens": 8,
+        "temperature": 0,
+        "logprobs": True,
+    }
+    reply = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).json()
+    return [(t["token"], round(t["logprob"], 4)) for t in reply["choices"][0]["logprobs"]["content"]]
 
 
 def _ask_model(settings: Settings) -> str:

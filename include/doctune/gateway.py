@@ -4,11 +4,15 @@ It resolves a stable name (``<lib>``) to the production version (``<lib>@v<N>``)
 request and streams vLLM's answer through unchanged. The name is resolved once, when the request arrives,
 so moving the alias never switches a running answer to other weights. Only inference routes are proxied:
 vLLM's runtime-LoRA admin endpoints are not reachable through here.
+
+The gateway also keeps the server's adapters in line with the registry (``serve.reconcile``) at start and when
+vLLM answers "no such model" for a registered version, e.g. after the vLLM container restarted without them.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hmac
 import json
 import logging
@@ -24,7 +28,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from doctune.config import Settings
+from doctune.errors import DoctuneError
 from doctune.registry import Registry
+from doctune.serve import reconcile
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return True
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip().encode()
         return any(hmac.compare_digest(given, key) for key in keys)
+
+    reconciling = asyncio.Lock()
+
+    async def reconciled() -> bool:
+        """Load what the server lacks; True if anything was loaded (then the request is worth retrying)."""
+        async with reconciling:  # one reconcile at a time, however many requests missed together
+            try:
+                return bool(await asyncio.to_thread(reconcile, settings))
+            except DoctuneError as exc:
+                log.error("reconcile failed: %s", exc)
+                return False
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -73,9 +90,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         target = registry.aliases().get(model)
         if target:
             body["model"] = target
-        upstream_request = upstream.build_request(request.method, request.url.path, json=body)
+
+        async def forward() -> httpx.Response:
+            return await upstream.send(upstream.build_request(request.method, request.url.path, json=body), stream=True)
+
         try:
-            reply = await upstream.send(upstream_request, stream=True)
+            reply = await forward()
+            if reply.status_code == 404 and await reconciled():
+                await reply.aclose()
+                reply = await forward()
         except httpx.TransportError:
             return _error(503, "the model server is unavailable", "server_error")
 
@@ -97,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await reconciled()
         yield
         await upstream.aclose()
 

