@@ -1,4 +1,5 @@
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,40 @@ def test_qlora_4bit_path_trains_on_cpu(settings: Settings, library: LibraryConfi
     config = json.loads((Path(result.adapter_path) / "adapter_config.json").read_text())
     assert result.steps == 6 and config["modules_to_save"] is None
     assert Registry.open(settings).run(result.run_id).params["load_in_4bit"] is True
+
+
+def test_packing_packs_and_epochs_count_packed_rows(
+    settings: Settings, library: LibraryConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trl
+
+    trainers: list[trl.SFTTrainer] = []
+
+    class Seen(trl.SFTTrainer):  # the trainer doctune builds, to look at the rows it really trains on
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            trainers.append(self)
+
+    monkeypatch.setattr(trl, "SFTTrainer", Seen)
+    dataset = corpus.build(library, settings)
+    params = library.train.model_copy(update={"packing": True, "num_epochs": 0.1, "save_steps": 100})
+    result = train(library, settings, params=params)
+
+    trainer = trainers[0]
+    rows = trainer.train_dataset
+    lengths = [len(ids) for ids in rows["input_ids"]]
+    assert len(rows) < dataset.n_train and max(lengths) <= params.max_seq_length
+    assert any(len(packed) > 1 for packed in rows["seq_lengths"])  # several pairs share one row
+    # Each pair keeps its own positions (no attention across pairs) and the loss stays on the answers only.
+    batch = trainer.data_collator([rows[i] for i in range(len(rows) - 4, len(rows))])
+    assert len(batch["cu_seq_lens_q"]) - 1 > 4 and (batch["position_ids"] == 0).sum() > 4
+    assert 0 < (batch["labels"] == -100).float().mean() < 1
+    # A tenth of an epoch of packed rows, not of the unpacked pairs (about twice the steps here).
+    assert result.steps == math.ceil(0.1 * math.ceil(len(rows) / params.batch_size))
+    assert result.steps < math.ceil(0.1 * math.ceil(dataset.n_train / params.batch_size))
+    assert trainer.state.epoch == pytest.approx(0.1, abs=0.01)
+    adapter = Registry.open(settings).adapter(library.name, result.adapter_version)
+    assert adapter.status == "candidate" and Path(adapter.path, "adapter_model.safetensors").is_file()
 
 
 def test_stop_request_checkpoints_and_a_rerun_resumes(settings: Settings, library: LibraryConfig) -> None:

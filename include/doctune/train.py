@@ -10,7 +10,6 @@ import errno
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -419,15 +418,15 @@ def _fit(
     resume = latest_good_checkpoint(checkpoints)
     if resume:
         log.info("resuming from %s", resume)
-    steps_per_epoch = math.ceil(len(rows) / (params.batch_size * params.gradient_accumulation_steps))
-    max_steps = math.ceil(params.num_epochs * steps_per_epoch) if params.num_epochs else params.max_steps
     config = SFTConfig(
         output_dir=str(checkpoints),
-        max_steps=max_steps,
+        # Epochs are counted by the trainer over the dataset as prepared: packing leaves fewer, longer rows.
+        max_steps=-1 if params.num_epochs else params.max_steps,
+        num_train_epochs=params.num_epochs or 1,
         per_device_train_batch_size=params.batch_size,
         gradient_accumulation_steps=params.gradient_accumulation_steps,
         learning_rate=params.learning_rate,
-        warmup_steps=round(params.warmup_ratio * max_steps),
+        warmup_steps=params.warmup_ratio,  # below 1: a share of the steps, however they are counted
         lr_scheduler_type=params.lr_scheduler,
         logging_steps=5,
         save_steps=params.save_steps,
@@ -461,7 +460,7 @@ def _fit(
     if stopped:
         (run_dir / STOP_FILE).unlink(missing_ok=True)
         raise TrainingStopped(
-            f"training stopped on request at step {stopped[0]} of {max_steps}; the checkpoint is in "
+            f"training stopped on request at step {stopped[0]} of {trainer.state.max_steps}; the checkpoint is in "
             f"{checkpoints}: run the same training again (or retry the task) to resume from it"
         )
     peft_model: Any = trainer.model
