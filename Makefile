@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 VLLM_VENV := .venv-vllm
+UNSLOTH_VENV := .venv-unsloth
 # All state (registry, datasets, adapters, Airflow's SQLite, logs) stays in one git-ignored folder.
 export DOCTUNE_HOME ?= $(CURDIR)/.doctune
 
@@ -29,10 +30,23 @@ $(VLLM_VENV)/.installed: constraints-vllm.txt
 	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec triton
 	touch $@
 
+# unsloth's environment (the GPU worker image's stack: the transformers/trl it pins cannot share .venv), on CPU
+# torch, with doctune itself: only for tests/test_unsloth.py, which trains through doctune's unsloth branch in
+# unsloth's CPU mode. Not part of `setup`: the demo does not need it.
+$(UNSLOTH_VENV)/.installed: pyproject.toml constraints-unsloth.txt
+	$(PYTHON) -m venv $(UNSLOTH_VENV)
+	@# As Python 3.13's venv does: keeps the folder out of git.
+	echo '*' > $(UNSLOTH_VENV)/.gitignore
+	$(UNSLOTH_VENV)/bin/pip install -q --upgrade pip
+	$(UNSLOTH_VENV)/bin/pip install -q -c constraints-unsloth.txt -e . unsloth
+	@# The registry's torchvision is a CUDA build: its ops fail against CPU torch and unsloth's import probes them.
+	$(UNSLOTH_VENV)/bin/pip uninstall -q -y torchvision
+	touch $@
+
 demo: setup
 	$(VENV)/bin/doctune demo
 
-test: setup
+test: setup $(UNSLOTH_VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 

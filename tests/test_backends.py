@@ -1,8 +1,10 @@
 """Backend selection: every combination of what is installed and what was asked for."""
 
+import os
+
 import pytest
 
-from doctune.backends import Backend, choose_backend
+from doctune.backends import Backend, activate, choose_backend
 from doctune.errors import DoctuneError
 
 
@@ -50,3 +52,30 @@ def test_this_machine_detects_itself() -> None:
 
     backend = choose_backend()
     assert backend.device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_unsloth_cpu_mode_only_when_allowed_and_requested(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu_mode = Backend("unsloth", "cpu", False, "requested; unsloth's CPU mode allowed by DOCTUNE_UNSLOTH_ALLOW_CPU=1")
+    assert choose_backend("unsloth", has_unsloth=True, has_cuda=False, allow_unsloth_cpu=True) == cpu_mode
+    monkeypatch.setenv("DOCTUNE_UNSLOTH_ALLOW_CPU", "1")  # how tests/test_unsloth.py allows it
+    assert choose_backend("unsloth", has_unsloth=True, has_cuda=False) == cpu_mode
+    # auto never picks the CPU mode, and the switch does not make up for a missing unsloth.
+    assert choose_backend("auto", has_unsloth=True, has_cuda=False).name == "peft"
+    with pytest.raises(DoctuneError, match="unsloth is not installed here"):
+        choose_backend("unsloth", has_unsloth=False, has_cuda=False)
+    monkeypatch.setenv("DOCTUNE_UNSLOTH_ALLOW_CPU", "0")
+    with pytest.raises(DoctuneError, match="needs a CUDA GPU"):
+        choose_backend("unsloth", has_unsloth=True, has_cuda=False)
+
+
+@pytest.mark.parametrize("device,fallback", [("cuda", "1"), ("cpu", None)])
+def test_activate_disables_unsloths_cpu_fallback_on_gpu_only(
+    monkeypatch: pytest.MonkeyPatch, device: str, fallback: str | None
+) -> None:
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "unsloth", types.ModuleType("unsloth"))  # what activate imports
+    monkeypatch.delenv("UNSLOTH_DISABLE_CPU_FALLBACK", raising=False)
+    activate(Backend("unsloth", device, device == "cuda", "requested"))  # type: ignore[arg-type]
+    assert os.environ.get("UNSLOTH_DISABLE_CPU_FALLBACK") == fallback

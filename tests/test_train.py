@@ -137,7 +137,9 @@ def test_packing_packs_and_epochs_count_packed_rows(
     assert adapter.status == "candidate" and Path(adapter.path, "adapter_model.safetensors").is_file()
 
 
-def test_stop_request_checkpoints_and_a_rerun_resumes(settings: Settings, library: LibraryConfig) -> None:
+def test_stop_request_checkpoints_and_a_rerun_resumes(
+    settings: Settings, library: LibraryConfig, caplog: pytest.LogCaptureFixture
+) -> None:
     from doctune.train import STOP_FILE, TrainingStopped, run_key
 
     corpus.build(library, settings)
@@ -150,8 +152,10 @@ def test_stop_request_checkpoints_and_a_rerun_resumes(settings: Settings, librar
     assert registry.adapters(library.name) == []  # no partial adapter registered
     assert [p.name for p in (run_dir / "checkpoints").glob("checkpoint-*")] == ["checkpoint-1"]
 
-    result = train(library, settings)  # same dataset and parameters: continues from step 1
+    with caplog.at_level("INFO", logger="doctune.train"):
+        result = train(library, settings)  # same dataset and parameters: continues from step 1
     assert result.steps == 20 and result.adapter_version == 1
+    assert "steps run in this try: 19 (step 1 to 20 of 20)" in caplog.messages
     state = json.loads((run_dir / "checkpoints" / "checkpoint-20" / "trainer_state.json").read_text())
     logged = [h["step"] for h in state["log_history"] if "loss" in h]
     assert logged == [5, 10, 15, 20]  # one continuous history across the stop, no restart from step 0

@@ -1,6 +1,11 @@
 """Which training backend runs: unsloth (CUDA, its own environment), peft + bitsandbytes 4-bit on CUDA, or peft
 LoRA on CPU. Decided once, before transformers is imported, because unsloth patches transformers on import
-and silently falls back to a CPU mode of its own when no GPU is visible."""
+and silently falls back to a CPU mode of its own when no GPU is visible.
+
+That CPU mode is refused in production (a GPU-sized job would crawl on a CPU without a word), with one exception:
+``DOCTUNE_UNSLOTH_ALLOW_CPU=1`` lets an explicit ``backend: unsloth`` run in unsloth's CPU mode, so that doctune's
+unsloth code path can be tested on a machine without a GPU (``tests/test_unsloth.py``, in ``.venv-unsloth``).
+Never set it on a worker: it exists for that test."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from doctune.errors import DoctuneError
 log = logging.getLogger(__name__)
 
 BackendName = Literal["auto", "unsloth", "peft"]
+ALLOW_UNSLOTH_CPU = "DOCTUNE_UNSLOTH_ALLOW_CPU"
 
 
 @dataclass(frozen=True)
@@ -42,10 +48,13 @@ def choose_backend(
     *,
     has_unsloth: bool | None = None,
     has_cuda: bool | None = None,
+    allow_unsloth_cpu: bool | None = None,
 ) -> Backend:
     """The backend for this process, with the reason; an impossible request is an error naming the fix."""
     has_unsloth = unsloth_installed() if has_unsloth is None else has_unsloth
     has_cuda = cuda_available() if has_cuda is None else has_cuda
+    if allow_unsloth_cpu is None:
+        allow_unsloth_cpu = os.environ.get(ALLOW_UNSLOTH_CPU) == "1"
     device: Literal["cuda", "cpu"] = "cuda" if has_cuda else "cpu"
     if requested == "unsloth" or (requested == "auto" and has_unsloth and has_cuda):
         if not has_unsloth:
@@ -53,6 +62,9 @@ def choose_backend(
                 "backend 'unsloth' was requested but unsloth is not installed here: run training on "
                 "the GPU worker image (docker/gpu-worker.Dockerfile) or set backend: peft"
             )
+        if not has_cuda and allow_unsloth_cpu:
+            # unsloth's CPU mode trains in full precision only; auto never lands here.
+            return Backend("unsloth", "cpu", False, f"requested; unsloth's CPU mode allowed by {ALLOW_UNSLOTH_CPU}=1")
         if not has_cuda:
             raise DoctuneError(
                 "backend 'unsloth' needs a CUDA GPU and none is visible: set backend: peft to train "
@@ -84,7 +96,9 @@ def activate(backend: Backend) -> None:
         backend.reason,
     )
     if backend.name == "unsloth":
-        os.environ.setdefault("UNSLOTH_DISABLE_CPU_FALLBACK", "1")
+        if backend.device == "cuda":
+            # Should the GPU vanish between the choice and unsloth's import, fail instead of crawling on the CPU.
+            os.environ.setdefault("UNSLOTH_DISABLE_CPU_FALLBACK", "1")
         if "transformers" in sys.modules:
             log.warning(
                 "transformers was imported before unsloth in this process; unsloth's patches may be "

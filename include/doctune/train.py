@@ -227,10 +227,26 @@ def _metrics_callback(tb_dir: Path, params: TrainParams) -> Any:
 
 
 def _log_lines_callback() -> Any:
-    """Plain log lines per logging step, for Airflow task logs where no progress bar renders."""
+    """Plain log lines per logging step, for Airflow task logs where no progress bar renders, and at the end how many
+    steps this try ran: after a resume, the steps left, not all of them again."""
     from transformers import TrainerCallback
 
     class LogLines(TrainerCallback):
+        def __init__(self) -> None:
+            self.steps = 0
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.steps += 1
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            log.info(
+                "steps run in this try: %d (step %d to %d of %d)",
+                self.steps,
+                state.global_step - self.steps,
+                state.global_step,
+                state.max_steps,
+            )
+
         def on_log(
             self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
         ) -> None:
@@ -362,7 +378,8 @@ def _load(backend: Any, base_path: str, params: TrainParams, lora: Any) -> tuple
             lora_alpha=params.lora_alpha,
             lora_dropout=params.lora_dropout,
             target_modules=params.target_modules,
-            use_gradient_checkpointing="unsloth",
+            # As in _fit: checkpointing pays on a GPU's memory, not in CPU mode (tests only).
+            use_gradient_checkpointing="unsloth" if backend.device == "cuda" else False,
             random_state=params.seed,
         )
         return model, tokenizer, None  # the model already carries its LoRA
