@@ -68,14 +68,18 @@ def test_unsloth_cpu_mode_only_when_allowed_and_requested(monkeypatch: pytest.Mo
         choose_backend("unsloth", has_unsloth=True, has_cuda=False)
 
 
-@pytest.mark.parametrize("device,fallback", [("cuda", "1"), ("cpu", None)])
+@pytest.mark.parametrize("device,before,after", [("cuda", None, "1"), ("cpu", "1", None)])
 def test_activate_disables_unsloths_cpu_fallback_on_gpu_only(
-    monkeypatch: pytest.MonkeyPatch, device: str, fallback: str | None
+    monkeypatch: pytest.MonkeyPatch, device: str, before: str | None, after: str | None
 ) -> None:
     import sys
     import types
 
+    environ = {k: v for k, v in os.environ.items() if k != "UNSLOTH_DISABLE_CPU_FALLBACK"}
+    if before:
+        environ["UNSLOTH_DISABLE_CPU_FALLBACK"] = before
+    # activate writes to os.environ: a copy keeps that from leaking into later tests' subprocesses.
+    monkeypatch.setattr(os, "environ", environ)
     monkeypatch.setitem(sys.modules, "unsloth", types.ModuleType("unsloth"))  # what activate imports
-    monkeypatch.delenv("UNSLOTH_DISABLE_CPU_FALLBACK", raising=False)
     activate(Backend("unsloth", device, device == "cuda", "requested"))  # type: ignore[arg-type]
-    assert os.environ.get("UNSLOTH_DISABLE_CPU_FALLBACK") == fallback
+    assert environ.get("UNSLOTH_DISABLE_CPU_FALLBACK") == after

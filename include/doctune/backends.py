@@ -99,6 +99,8 @@ def activate(backend: Backend) -> None:
         if backend.device == "cuda":
             # Should the GPU vanish between the choice and unsloth's import, fail instead of crawling on the CPU.
             os.environ.setdefault("UNSLOTH_DISABLE_CPU_FALLBACK", "1")
+        else:  # the CPU mode, allowed explicitly: an inherited "disable" would make unsloth refuse it on import
+            os.environ.pop("UNSLOTH_DISABLE_CPU_FALLBACK", None)
         if "transformers" in sys.modules:
             log.warning(
                 "transformers was imported before unsloth in this process; unsloth's patches may be "
