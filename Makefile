@@ -35,8 +35,6 @@ $(VLLM_VENV)/.installed: constraints-vllm.txt
 # unsloth's CPU mode. Not part of `setup`: the demo does not need it.
 $(UNSLOTH_VENV)/.installed: pyproject.toml constraints-unsloth.txt
 	$(PYTHON) -m venv $(UNSLOTH_VENV)
-	@# As Python 3.13's venv does: keeps the folder out of git.
-	echo '*' > $(UNSLOTH_VENV)/.gitignore
 	$(UNSLOTH_VENV)/bin/pip install -q --upgrade pip
 	$(UNSLOTH_VENV)/bin/pip install -q -c constraints-unsloth.txt -e . unsloth
 	@# The registry's torchvision is a CUDA build: its ops fail against CPU torch and unsloth's import probes them.
