@@ -250,3 +250,24 @@ def test_a_library_without_markdown_docs_still_builds(settings: Settings, tmp_pa
     _commit_all(repo, "code only")
     info = corpus.build(LibraryConfig(name="apionly", repo_url=repo.as_uri()), settings)
     assert info.status == "built" and info.n_train + info.n_eval >= 3
+
+
+def test_evaluation_suite_never_overlaps_training(settings: Settings, library: LibraryConfig) -> None:
+    info = corpus.build(library, settings)
+    folder = Path(info.path)
+    evalset = json.loads((folder / "evalset.json").read_text())
+    train = corpus.load_rows(folder, "train")
+    trained_units = {r["meta"]["unit"] for r in train}
+    held_out = set(evalset["held_out_units"])
+    assert held_out and not held_out & trained_units
+    assert any(k.startswith("example:") for k in held_out)  # held-out tests are where execution tasks come from
+    assert len(evalset["exec_tasks"]) >= 5 and len(evalset["api_questions"]) >= 5
+    assert {t["source"] for t in evalset["exec_tasks"]} <= held_out
+    assert {q["symbol"] for q in evalset["api_questions"]} <= {k.removeprefix("api:") for k in held_out}
+    answers = "\n".join(r["messages"][-1]["content"] for r in train)
+    for task in evalset["exec_tasks"]:
+        reference = task["reference"].strip().splitlines()[-1]
+        assert reference not in answers, task["id"]  # the solving line was never a training answer
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["evalset"]["exec_tasks"] == len(evalset["exec_tasks"])
+    assert (folder / "library" / "ledgerkite" / "__init__.py").is_file()  # the suite runs from the version alone

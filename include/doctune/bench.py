@@ -444,6 +444,72 @@ def bench_serving(settings: Settings, library: LibraryConfig, clients: int = 4, 
             serve.stop_server(settings, name)
 
 
+def bench_evaluation(settings: Settings, library: LibraryConfig) -> None:
+    """Evaluation wall time with all three models (base, production, candidate) on the demo library."""
+    from doctune import serve
+    from doctune.evaluate import evaluate
+    from doctune.registry import Registry
+
+    registry = Registry.open(settings)
+    production = registry.production(library.name)
+    candidate = next(a for a in reversed(registry.adapters(library.name)) if a.status != "production")
+    assert production is not None
+    started = time.perf_counter()
+    result = evaluate(library, settings, candidate.version)
+    seconds = time.perf_counter() - started
+    timing = json.loads((Path(result.report_path) / "report.json").read_text())["timing"]
+    print(
+        f"evaluation of v{candidate.version} against production v{production.version} and the base model "
+        f"(tiny-llama): {seconds:.1f} s in all; held-out loss {timing['heldout_loss_s']:.1f} s, "
+        f"{timing['requests']} generations in {timing['generation_s']:.1f} s "
+        f"({timing['requests_per_s']:.1f} requests/s at concurrency 4), scoring incl. sandboxed execution "
+        f"{timing['scoring_s']:.1f} s"
+    )
+    serve.stop_server(settings, "vllm")
+
+
+def bench_quality(workdir: Path) -> None:
+    """The headline figure: did fine-tuning teach the library? SmolLM2-135M-Instruct (the demo's base model),
+    the default preset, base model vs adapter on the demo library's evaluation suite."""
+    from doctune import corpus, serve
+    from doctune.demo import prepare_demo_repo
+    from doctune.evaluate import evaluate
+    from doctune.train import train
+
+    settings = Settings(
+        home=workdir,
+        models_dir=Settings().models_path,
+        vllm_url="http://127.0.0.1:18200",
+        gateway_url="http://127.0.0.1:18300",
+    )
+    library = LibraryConfig(
+        name="ledgerkite",
+        repo_url=prepare_demo_repo(settings).as_uri(),
+        base_model="smollm2-135m-instruct",
+        preset="smollm2-135m",
+    )
+    write_library(settings, library)
+    dataset = corpus.build(library, settings)
+    started = time.perf_counter()
+    trained = train(library, settings)
+    train_s = time.perf_counter() - started
+    try:
+        result = evaluate(library, settings, trained.adapter_version)
+    finally:
+        serve.stop_server(settings, "vllm")
+    report = json.loads((Path(result.report_path) / "report.json").read_text())
+    base, adapter = result.metrics["base"], result.metrics["candidate"]
+    print(
+        f"quality, SmolLM2-135M-Instruct on ledgerkite (dataset v{dataset.version}: {dataset.n_train} train / "
+        f"{dataset.n_eval} held-out pairs; {trained.steps} steps in {train_s:.0f} s; suite: "
+        f"{report['items']['api']} API questions, {report['items']['exec']} execution tasks, "
+        f"{report['items']['general']} general tasks, all from held-out units or built in):"
+    )
+    for name in ("heldout_loss", "api_score", "hallucination_rate", "exec_pass_at_1", "general_pass_at_1"):
+        print(f"  {name:<20} base {base.get(name, float('nan')):.3f}   adapter {adapter.get(name, float('nan')):.3f}")
+    print(f"  gate: {result.decision} ({'; '.join(result.reasons)})")
+
+
 def main() -> None:
     from doctune.demo import prepare_demo_repo
 
@@ -468,6 +534,8 @@ def main() -> None:
         bench_train(settings, library)
         bench_train_vs_baseline(settings, library)
         bench_serving(settings, library)
+        bench_evaluation(settings, library)
+        bench_quality(Path(tmp) / "quality")
 
 
 if __name__ == "__main__":

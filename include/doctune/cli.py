@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,11 +23,13 @@ serve_app = typer.Typer(
 )
 models_app = typer.Typer(help="Built-in base models.", no_args_is_help=True)
 train_app = typer.Typer(help="LoRA training: run, or stop with a checkpoint.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluation and the promotion gate: run, show, compare.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(serve_app, name="serve")
 app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
 console = Console(stderr=True)
 out = Console()
 
@@ -178,20 +180,64 @@ def train_stop(library: Library) -> None:
     )
 
 
-@app.command("eval")
-def eval_cmd(library: Library, version: Annotated[int, typer.Argument(help="Adapter version.")]) -> None:
+@eval_app.command("run")
+def eval_run(library: Library, version: Annotated[int, typer.Argument(help="Adapter version.")]) -> None:
     """Evaluate an adapter against production and the base model, and record the gate's decision."""
-    from doctune.evaluate import evaluate
+    from doctune.evaluate import evaluate, evaluation_report
 
     settings = Settings()
-    result = evaluate(get_library(settings, library), settings, version)
-    table = Table("model", *next(iter(result.metrics.values())).keys(), title=f"{library} v{version}")
-    for role, metrics in result.metrics.items():
-        table.add_row(role, *(f"{v:.4f}" for v in metrics.values()))
+    with console.status(f"evaluating {library} v{version} (held-out loss, API, execution, general floor)"):
+        result = evaluate(get_library(settings, library), settings, version)
+    _print_report(evaluation_report(settings, library, result.adapter_version))
+
+
+@eval_app.command("show")
+def eval_show(
+    library: Library,
+    version: Annotated[int | None, typer.Argument(help="Adapter version (default: the latest evaluated).")] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the Markdown report as is.")] = False,
+) -> None:
+    """Show the latest evaluation report of an adapter: metrics side by side, the gate's reasons, wins and losses."""
+    from doctune.evaluate import evaluation_report
+
+    report = evaluation_report(Settings(), library, version)
+    if markdown:
+        out.print((Path(report["path"]) / "report.md").read_text(), markup=False, highlight=False)
+    else:
+        _print_report(report)
+
+
+@eval_app.command("compare")
+def eval_compare(
+    library: Library,
+    first: Annotated[int, typer.Argument(help="Adapter version.")],
+    second: Annotated[int, typer.Argument(help="Adapter version.")],
+) -> None:
+    """Two adapters' latest evaluations side by side (each as the candidate of its own evaluation)."""
+    from doctune.evaluate import evaluation_report
+
+    settings = Settings()
+    a, b = (evaluation_report(settings, library, v)["metrics"]["candidate"] for v in (first, second))
+    table = Table("metric", f"v{first}", f"v{second}", "change", title=f"{library}: v{first} vs v{second}")
+    for name in sorted(a.keys() | b.keys()):
+        change = f"{b[name] - a[name]:+.4f}" if name in a and name in b else ""
+        table.add_row(name, *(f"{m[name]:.4f}" if name in m else "" for m in (a, b)), change)
     out.print(table)
-    out.print(f"decision: [bold]{result.decision}[/]")
-    for reason in result.reasons:
-        out.print(f"  - {reason}")
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    roles = list(report["metrics"])
+    title = f"{report['library']} v{report['adapter_version']} on dataset v{report['dataset_version']}"
+    table = Table("metric", *roles, title=title)
+    for name in sorted({k for m in report["metrics"].values() for k in m}):
+        table.add_row(
+            name, *(f"{report['metrics'][r][name]:.4f}" if name in report["metrics"][r] else "" for r in roles)
+        )
+    out.print(table)
+    out.print(f"decision: [bold]{report['decision']}[/]")
+    for reason in report["reasons"]:
+        out.print(f"  - {reason}", markup=False)
+    out.print(f"report: {report['path']}/report.md")
 
 
 @app.command("deploy")

@@ -202,19 +202,45 @@ TRAIN_PRESETS: dict[str, dict[str, object]] = {
 }
 
 
+GateMetric = Literal["heldout_loss", "api_score", "exec_pass_at_1"]
+
+
 class GateParams(BaseModel):
-    """When a candidate adapter may replace production."""
+    """When a candidate adapter may replace production. Margins are a fraction of the loss for ``heldout_loss``
+    (lower is better) and absolute points for the scores in 0..1 (higher is better)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    min_gain_over_base: float = Field(
-        default=0.02, ge=0, description="Held-out loss must be at least this fraction below the base model's."
+    primary_metric: GateMetric = Field(
+        default="heldout_loss",
+        description="What the candidate must improve: held-out loss works at every model size; api_score (API "
+        "questions scored against the symbol table) and exec_pass_at_1 (generated code passing the library's own "
+        "checks) are the stronger evidence once the base model scores above zero on them.",
     )
-    max_regression: float = Field(
-        default=0.02,
+    min_gain_over_base: float = Field(
+        default=0.02, ge=0, le=1, description="The primary metric must beat the base model's by at least this."
+    )
+    production_margin: float = Field(
+        default=-0.02,
+        ge=-1,
+        le=1,
+        description="The primary metric must beat production's by at least this; negative tolerates a regression: "
+        "production was trained on an older library, so freshness is the candidate's edge, and this bounds "
+        "what it may cost.",
+    )
+    max_general_drop: float = Field(
+        default=0.10,
         ge=0,
-        description="Held-out loss may be at most this fraction above production's: production was trained on "
-        "an older library, so freshness is the candidate's edge; this bounds what it may cost.",
+        le=1,
+        description="General-coding floor (pass@1 on built-in Python tasks) may fall at most this many points "
+        "below production's (the base model's before the first promotion): catches forgetting.",
+    )
+    max_hallucination_increase: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Share of library references in answers that name APIs which do not exist may rise at most "
+        "this many points above production's (the base model's before the first promotion).",
     )
 
 

@@ -1,9 +1,10 @@
 """Dataset versions: split, generate, filter, report, and write an immutable version atomically.
 
 A version folder holds ``train.jsonl``, ``eval.jsonl``, ``rejected.jsonl`` (every filtered pair and why),
-``symbols.json`` (the public API at that commit), ``report.json``/``report.md`` (quality) and
-``manifest.json`` (parent, commit, counts, content hash, diff against the parent). Pairs of units whose
-source did not change are copied from the parent version byte for byte, provenance included.
+``symbols.json`` (the public API at that commit), ``evalset.json`` and ``library/`` (the evaluation suite and the
+package source it runs against), ``report.json``/``report.md`` (quality) and ``manifest.json`` (parent, commit,
+counts, content hash, diff against the parent). Pairs of units whose source did not change are copied from the
+parent version byte for byte, provenance included.
 """
 
 from __future__ import annotations
@@ -49,14 +50,52 @@ def is_held_out(unit_key: str, share: float) -> bool:
 
 
 def split_units(units: list[Unit], share: float) -> tuple[list[Unit], list[Unit]]:
-    """Hold out whole symbols and doc sections (tests and changelog entries always train)."""
-    held = {u.key for u in units if u.kind in ("api", "doc") and is_held_out(u.key, share)}
-    # A tiny library may hash no symbol into the eval side: then hold out the one with the smallest hash, so
-    # there is always at least one API question the model never trained on.
-    if not any(k.startswith("api:") for k in held):
-        api = sorted((u for u in units if u.kind == "api"), key=lambda u: hashlib.sha256(u.key.encode()).hexdigest())
-        held.update(u.key for u in api[:1])
+    """Hold out whole symbols, doc sections and tests (changelog entries always train). Held-out tests become the
+    execution tasks of the evaluation suite, so no task was ever a training example."""
+    held = {u.key for u in units if u.kind in ("api", "doc", "example") and is_held_out(u.key, share)}
+    # A tiny library may hash no symbol (or no test) into the eval side: then hold out the one with the smallest
+    # hash, so there is always an API question and an execution task the model never trained on.
+    for kind in ("api", "example"):
+        if not any(k.startswith(f"{kind}:") for k in held):
+            ranked = sorted(
+                (u for u in units if u.kind == kind), key=lambda u: hashlib.sha256(u.key.encode()).hexdigest()
+            )
+            held.update(u.key for u in ranked[:1])
     return [u for u in units if u.key not in held], [u for u in units if u.key in held]
+
+
+def import_root(tree: Path, package: str) -> Path:
+    """The folder to put on ``sys.path`` so that ``package`` imports from a checkout (flat or src layout)."""
+    return tree / "src" if (tree / "src" / package).is_dir() else tree
+
+
+def build_evalset(
+    eval_units: list[Unit], library: LibraryConfig, surface: Surface, tree: Path, dest: Path
+) -> dict[str, Any]:
+    """The evaluation suite of a version, from held-out units only: API questions, execution tasks validated
+    against the library at this commit (its reference passes, an empty answer fails), and a copy of the package
+    source, so that evaluation needs nothing but the version folder."""
+    from doctune.evalsuite import api_questions, mine_exec_tasks, validate_exec_tasks
+
+    package = library.import_name
+    source = import_root(tree, package) / package
+    if source.is_dir():
+        shutil.copytree(source, dest / "library" / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    elif (source.parent / f"{package}.py").is_file():
+        (dest / "library").mkdir()
+        shutil.copy2(source.parent / f"{package}.py", dest / "library")
+    tasks: list[Any] = []
+    dropped: list[Any] = []
+    if (dest / "library").is_dir():
+        tasks, dropped = validate_exec_tasks(
+            mine_exec_tasks(eval_units, package, surface.symbols, tree=tree), dest / "library"
+        )
+    return {
+        "held_out_units": sorted(u.key for u in eval_units),
+        "api_questions": [q.to_dict() for q in api_questions(eval_units, package)],
+        "exec_tasks": [t.to_dict() for t in tasks],
+        "dropped_tasks": [{"id": t.id, "reason": reason} for t, reason in dropped],
+    }
 
 
 def load_rows(dataset_path: str | Path, split: str) -> list[dict[str, Any]]:
@@ -307,6 +346,14 @@ def build(
         _write_durably(staging / "eval.jsonl", eval_bytes)
         _write_durably(staging / "rejected.jsonl", _jsonl(verdicts.rejected))
         _write_durably(staging / "symbols.json", json.dumps(surface.symbols, indent=1, sort_keys=True).encode())
+        say(f"building the evaluation suite from {len(eval_units)} held-out units")
+        evalset = build_evalset(eval_units, library, surface, tree, staging)
+        _write_durably(staging / "evalset.json", json.dumps(evalset, indent=1, sort_keys=True).encode())
+        manifest["evalset"] = {
+            "api_questions": len(evalset["api_questions"]),
+            "exec_tasks": len(evalset["exec_tasks"]),
+            "dropped_tasks": len(evalset["dropped_tasks"]),
+        }
         _write_durably(staging / "report.json", json.dumps(report, indent=2, sort_keys=True).encode())
         _write_durably(staging / "report.md", report_markdown(report, version).encode())
         _write_durably(staging / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
