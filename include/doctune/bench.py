@@ -444,6 +444,17 @@ def bench_serving(settings: Settings, library: LibraryConfig, clients: int = 4, 
             serve.stop_server(settings, name)
 
 
+def bench_settings(home: Path) -> Settings:
+    """A throwaway home, the shared model cache, and server ports of its own, so that a running demo
+    (8000/8100) is neither measured nor disturbed."""
+    return Settings(
+        home=home,
+        models_dir=Settings().models_path,
+        vllm_url="http://127.0.0.1:18200",
+        gateway_url="http://127.0.0.1:18300",
+    )
+
+
 def bench_evaluation(settings: Settings, library: LibraryConfig) -> None:
     """Evaluation wall time with all three models (base, production, candidate) on the demo library."""
     from doctune import serve
@@ -476,12 +487,7 @@ def bench_quality(workdir: Path) -> None:
     from doctune.evaluate import evaluate
     from doctune.train import train
 
-    settings = Settings(
-        home=workdir,
-        models_dir=Settings().models_path,
-        vllm_url="http://127.0.0.1:18200",
-        gateway_url="http://127.0.0.1:18300",
-    )
+    settings = bench_settings(workdir)
     library = LibraryConfig(
         name="ledgerkite",
         repo_url=prepare_demo_repo(settings).as_uri(),
@@ -514,13 +520,7 @@ def main() -> None:
     from doctune.demo import prepare_demo_repo
 
     with tempfile.TemporaryDirectory(prefix="doctune-bench-") as tmp:
-        # Ports of its own, so that a running demo (8000/8100) is neither measured nor disturbed.
-        settings = Settings(
-            home=Path(tmp),
-            models_dir=Settings().models_path,
-            vllm_url="http://127.0.0.1:18200",
-            gateway_url="http://127.0.0.1:18300",
-        )
+        settings = bench_settings(Path(tmp))
         library = LibraryConfig(
             name="ledgerkite",
             repo_url=prepare_demo_repo(settings).as_uri(),
