@@ -175,6 +175,19 @@ def summary(
             "held-out loss",
             f"base {metrics['base']['heldout_loss']:.3f} -> adapter {metrics['candidate']['heldout_loss']:.3f}",
         )
+        base, adapter = metrics["base"], metrics["candidate"]
+        scores = [
+            f"{label} {base[key]:.2f} -> {adapter[key]:.2f}"
+            for key, label in (
+                ("api_score", "API score"),
+                ("exec_pass_at_1", "execution pass@1"),
+                ("hallucination_rate", "hallucinated APIs"),
+                ("general_pass_at_1", "general floor"),
+            )
+            if key in base and key in adapter
+        ]
+        if scores:
+            table.add_row("evaluation suite", "; ".join(scores) + f" (`doctune eval show {library.name}`)")
     table.add_row("promoted", f"{production.served_name}, served as `{library.name}`")
     table.add_row("question", SAMPLE_QUESTION)
     table.add_row("base model", base_answer.strip())
