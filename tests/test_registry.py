@@ -121,3 +121,24 @@ def test_rollback_is_recorded_as_such(registry: Registry, tmp_path: Path) -> Non
     assert registry.aliases() == {"acme": "acme@v1"}
     assert [a.status for a in registry.adapters("acme")] == ["production", "previous"]
     assert registry.deployments("acme")[-1].action == "rollback"
+
+
+def test_lease_is_exclusive_expires_and_can_replace_a_dead_holder(registry: Registry) -> None:
+    from sqlalchemy import update
+
+    from doctune.registry import Lease
+
+    assert registry.acquire_lease("train:acme", "a", ttl=60)
+    assert registry.acquire_lease("train:acme", "a", ttl=60)  # its own lease again: a renewal
+    assert not registry.acquire_lease("train:acme", "b", ttl=60)
+    assert registry.renew_lease("train:acme", "a", ttl=60) and not registry.renew_lease("train:acme", "b", ttl=60)
+    with registry.transaction() as s:  # a holder that stopped renewing: its lease runs out
+        s.execute(update(Lease).where(Lease.name == "train:acme").values(expires_at=0.0))
+    assert registry.acquire_lease("train:acme", "b", ttl=60)
+    assert not registry.renew_lease("train:acme", "a", ttl=60)  # "a" learns it lost the lease
+    registry.release_lease("train:acme", "a")  # not a's to release
+    assert registry.lease("train:acme").holder == "b"
+    assert registry.acquire_lease("train:acme", "c", ttl=60, replacing="b")  # b is known to be dead
+    registry.release_lease("train:acme", "c")
+    assert registry.lease("train:acme") is None
+    assert registry.acquire_lease("train:other", "d", ttl=60)  # one lease per name

@@ -317,3 +317,41 @@ def test_kill_9_loses_at_most_the_steps_since_the_last_checkpoint(
     assert resumed and int(resumed[0].rsplit("-", 1)[1]) >= 10, [r.message for r in caplog.records]  # not step 0
     assert result.steps == 40
     assert [r.status for r in registry.runs(library.name)] == ["interrupted", "succeeded"]
+
+
+def test_a_training_lease_held_elsewhere_blocks_a_second_try(settings: Settings, library: LibraryConfig) -> None:
+    corpus.build(library, settings)
+    registry = Registry.open(settings)
+    assert registry.acquire_lease("train:ledgerkite", "worker-2:4242:abcd", ttl=600)  # a live try on another host
+    with pytest.raises(DoctuneError, match=r"another training of ledgerkite holds its lease \(worker-2:4242:abcd"):
+        train(library, settings)
+    assert registry.runs(library.name) == [] and registry.adapters(library.name) == []
+    assert registry.lease("train:ledgerkite").holder == "worker-2:4242:abcd"  # untouched
+
+
+def test_a_dead_local_holder_is_replaced_and_the_lease_released(settings: Settings, library: LibraryConfig) -> None:
+    import socket
+    import subprocess
+
+    corpus.build(library, settings)
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid no longer exists
+    registry = Registry.open(settings)
+    assert registry.acquire_lease("train:ledgerkite", f"{socket.gethostname()}:{dead.pid}:0000", ttl=600)
+    assert train(library, settings).adapter_version == 1
+    assert registry.lease("train:ledgerkite") is None  # released when training ended
+
+
+def test_losing_the_lease_stops_with_a_checkpoint(
+    settings: Settings, library: LibraryConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from doctune.train import TrainingStopped
+
+    corpus.build(library, settings)
+    monkeypatch.setenv("DOCTUNE_TRAINING_LEASE_SECONDS", "0.3")
+    monkeypatch.setattr(Registry, "renew_lease", lambda *args, **kwargs: False)  # another try took it over
+    with pytest.raises(TrainingStopped):
+        train(library, Settings())
+    run = Registry.open(settings).runs(library.name)[-1]
+    assert run.status == "stopped" and Registry.open(settings).adapters(library.name) == []
+    assert any(Path(run.output_dir, "checkpoints").glob("checkpoint-*"))

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     vllm_max_lora_rank: int = Field(default=16, ge=1, le=256, description="--max-lora-rank of the vLLM server.")
     server_start_timeout: float = Field(default=300.0, gt=0, description="Seconds to wait for a server to be healthy.")
     request_timeout: float = Field(default=120.0, gt=0, description="Seconds for one inference request.")
+    training_lease_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A training holds its library's lease this long and renews it every third of it: a try whose "
+        "worker died blocks a retry for at most this long after it stops.",
+    )
 
     @property
     def registry_url(self) -> str:

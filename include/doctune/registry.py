@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    CursorResult,
     DateTime,
     Float,
     ForeignKey,
@@ -25,11 +27,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     func,
+    or_,
     select,
+    update,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from doctune.config import Settings
@@ -145,6 +150,17 @@ class Alias(Base):
     served_name: Mapped[str] = mapped_column(String(128))
     adapter_version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Lease(Base):
+    """An exclusive claim that expires unless its holder renews it: a task process can outlive its killed worker,
+    so a retry must not train beside the try that is still running; a holder that stopped renewing lets go."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(256))
+    # Seconds since the epoch: compared in SQL the same way on SQLite and PostgreSQL, unlike timezone-aware dates.
+    expires_at: Mapped[float] = mapped_column(Float)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -442,6 +458,47 @@ class Registry:
                     detail=detail,
                 )
             )
+
+    # -- leases ------------------------------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, ttl: float, *, replacing: str | None = None) -> bool:
+        """Take ``name`` for ``ttl`` seconds if it is free, expired, already ``holder``'s or ``replacing``'s (a
+        holder known to be dead). Atomic on both databases: a conditional update, else an insert that loses to a
+        concurrent one on the primary key."""
+        now = time.time()
+        with self.transaction() as s:
+            free = or_(Lease.expires_at < now, Lease.holder.in_([holder, replacing or holder]))
+            taken = cast(
+                CursorResult[Any],
+                s.execute(update(Lease).where(Lease.name == name, free).values(holder=holder, expires_at=now + ttl)),
+            ).rowcount
+        if taken:
+            return True
+        try:
+            with self.transaction() as s:
+                s.add(Lease(name=name, holder=holder, expires_at=now + ttl))
+        except IntegrityError:
+            return False
+        return True
+
+    def renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend ``holder``'s lease; False if it is no longer theirs (it expired and someone else took it)."""
+        with self.transaction() as s:
+            result = cast(
+                CursorResult[Any],
+                s.execute(
+                    update(Lease).where(Lease.name == name, Lease.holder == holder).values(expires_at=time.time() + ttl)
+                ),
+            )
+        return bool(result.rowcount)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.transaction() as s:
+            s.execute(delete(Lease).where(Lease.name == name, Lease.holder == holder))
+
+    def lease(self, name: str) -> Lease | None:
+        with self.transaction() as s:
+            return s.get(Lease, name)
 
     def aliases(self) -> dict[str, str]:
         with self.transaction() as s:
