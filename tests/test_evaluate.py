@@ -43,8 +43,8 @@ def test_candidate_may_regress_past_production_only_by_the_margin() -> None:
 
 def test_score_metrics_use_points_and_floors_guard_forgetting_and_hallucination() -> None:
     params = GateParams(primary_metric="exec_pass_at_1", min_gain_over_base=0.1, production_margin=0.0)
-    base = {"exec_pass_at_1": 0.2, "general_pass_at_1": 0.5, "hallucination_rate": 0.1}
-    good = {"exec_pass_at_1": 0.4, "general_pass_at_1": 0.45, "hallucination_rate": 0.12}
+    base = {"exec_pass_at_1": 0.2, "general_pass_at_1": 0.5, "hallucination_rate": 0.1, "library_references": 60}
+    good = {"exec_pass_at_1": 0.4, "general_pass_at_1": 0.45, "hallucination_rate": 0.12, "library_references": 70}
     assert gate(params, {"base": base, "candidate": good}) == (
         "promote",
         [
@@ -164,3 +164,14 @@ def test_cli_shows_and_compares_evaluations(server_settings: Settings, trained: 
     missing = doctune("eval", "show", "evallib", "99")
     assert missing.returncode == 1 and "no evaluation report for v99 of evallib" in missing.stderr
     assert evaluation_report(server_settings, "evallib")["adapter_version"] == version
+
+
+def test_hallucination_rate_over_a_few_names_is_not_judged() -> None:
+    base = {"heldout_loss": 2.4, "hallucination_rate": 0.25, "library_references": 4}
+    candidate = {"heldout_loss": 1.6, "hallucination_rate": 0.33, "library_references": 6}
+    decision, reasons = gate(LOSS, {"base": base, "candidate": candidate})
+    assert decision == "promote" and reasons[-1].startswith("ok: hallucinated-API rate not judged: 4 library")
+    assert (
+        gate(LOSS, {"base": base | {"library_references": 60}, "candidate": candidate | {"library_references": 60}})[0]
+        == "reject"
+    )

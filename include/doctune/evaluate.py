@@ -36,6 +36,9 @@ SANDBOX_WORKERS = 2
 MAX_API_QUESTIONS = 24
 MAX_EXEC_TASKS = 24
 LOWER_IS_BETTER = {"heldout_loss"}
+# Fewer library names than this in a model's answers make its hallucination rate too noisy to gate on: at 50
+# references a rate near 0.3 still has a standard error of about 0.065, more than the default bound of 0.05.
+MIN_REFERENCES = 50
 # Floating-point slack when a margin is met exactly (a 2 % margin and a 2.0000 % gain must pass).
 EPSILON = 1e-9
 
@@ -167,6 +170,7 @@ def score_items(
     invented = [hallucinated(a, import_name, symbols) for a in library_answers]
     if library_answers:
         total = sum(len(r) for r in references)
+        metrics["library_references"] = float(total)
         metrics["hallucination_rate"] = sum(len(b) for b in invented) / total if total else 0.0
         metrics["answers_with_hallucination"] = sum(bool(b) for b in invented) / len(library_answers)
     return metrics, scores
@@ -220,7 +224,14 @@ def gate(params: GateParams, metrics: dict[str, dict[str, float]]) -> tuple[str,
             f"general floor pass@1 {candidate['general_pass_at_1']:.2f} vs {against} "
             f"{reference['general_pass_at_1']:.2f} (may drop {params.max_general_drop:.2f})",
         )
-    if "hallucination_rate" in candidate and "hallucination_rate" in reference:
+    references = min(candidate.get("library_references", 0.0), reference.get("library_references", 0.0))
+    if "hallucination_rate" in candidate and references < MIN_REFERENCES:
+        # A rate over a handful of names is noise: 1 of 4 vs 2 of 6 would reject a sound adapter.
+        reasons.append(
+            f"ok: hallucinated-API rate not judged: {references:.0f} library references in the answers, "
+            f"fewer than {MIN_REFERENCES}"
+        )
+    elif "hallucination_rate" in candidate and "hallucination_rate" in reference:
         rise = candidate["hallucination_rate"] - reference["hallucination_rate"]
         check(
             rise <= params.max_hallucination_increase + EPSILON,
