@@ -16,12 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import IN_CI, skip_unless_ci
 
 from doctune.errors import DoctuneError
 from doctune.sandbox import DETAIL_CHARS, isolation, run_python
 
 REPO = Path(__file__).resolve().parents[1]
-ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="the uid and mount-namespace layers need root")
+ROOT_ONLY = pytest.mark.skipif(
+    os.geteuid() != 0 and not IN_CI, reason="the uid and mount-namespace layers need root (CI runs as root)"
+)
 
 # Code that prints its folder first, so a test can check afterwards that nothing of the run is left.
 PRINT_FOLDER = "import os, sys\nprint(os.getcwd(), flush=True)\n"
@@ -153,7 +156,7 @@ def test_the_kernel_refuses_processes_beyond_the_limit():
 
 def test_a_process_that_leaves_the_process_group_is_killed_too():
     if "uid" not in isolation():
-        pytest.skip("without the uid layer an escaped process can only be found by its process group")
+        skip_unless_ci("without the uid layer an escaped process can only be found by its process group")
     code = PRINT_FOLDER + "if os.fork() == 0:\n    os.setsid()\n    while True:\n        pass\n"
     result = run_python(code)
     assert result.passed
@@ -185,7 +188,7 @@ def test_a_raw_connect_is_refused_by_the_kernel(listener):
 
 def test_the_network_namespace_holds_only_loopback():
     if "net-ns" not in isolation():
-        pytest.skip("no network namespace on this machine")
+        skip_unless_ci("no network namespace on this machine")
     result = run_python("import socket\n", check="assert [n for _, n in socket.if_nameindex()] == ['lo']\n")
     assert result.passed, result.detail
     assert len(socket.if_nameindex()) > 1  # the worker itself sees more
@@ -244,7 +247,7 @@ def test_a_file_name_outside_the_folder_is_refused(name):
 @pytest.mark.parametrize("python", [sys.executable, "/usr/bin/python3"])
 def test_the_library_in_extra_paths_is_importable_read_only(python, tmp_path):
     if not Path(python).exists():
-        pytest.skip(f"{python} is not installed")
+        skip_unless_ci(f"{python} is not installed")
     library = tmp_path / "checkout"  # under pytest's 0700 folders: the sandbox uid reaches it via the mount-ns
     (library / "tinylib").mkdir(parents=True)
     module = library / "tinylib" / "__init__.py"

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FIGURES, REPO, tiny_library
+from conftest import FIGURES, REPO, skip_unless_ci, tiny_library
 
 from doctune import corpus
 from doctune.config import Settings
@@ -43,7 +43,7 @@ def _doctune(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]
 
 def test_unsloth_branch_trains_resumes_and_saves_a_servable_adapter(settings: Settings, demo_repo: Path) -> None:
     if not (UNSLOTH_VENV / ".installed").is_file():
-        pytest.skip("unsloth's environment is not built: run `make .venv-unsloth/.installed` (make test does)")
+        skip_unless_ci("unsloth's environment is not built: run `make .venv-unsloth/.installed` (make test does)")
     from safetensors import safe_open
 
     library = tiny_library(settings, demo_repo, backend="unsloth", max_steps=6, save_steps=3)

@@ -138,9 +138,10 @@ class Traffic:
             thread.join()
         self.seconds = time.perf_counter() - self._started
 
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def parse_dag_file(path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -385,11 +386,11 @@ def bench_serving(settings: Settings, library: LibraryConfig, clients: int = 4, 
                 figures[side].append(traffic)
         stats = {}
         for side, runs in figures.items():
-            merged = sorted(x for t in runs for x in t.latencies)
+            latencies = [x for t in runs for x in t.latencies]
             stats[side] = (
-                merged[len(merged) // 2],
-                merged[min(len(merged) - 1, round(0.95 * (len(merged) - 1)))],
-                len(merged) / sum(t.seconds for t in runs),
+                percentile(latencies, 0.5),
+                percentile(latencies, 0.95),
+                len(latencies) / sum(t.seconds for t in runs),
                 sum(t.failed for t in runs),
             )
         (d50, d95, drps, dfail), (g50, g95, grps, gfail) = stats["direct"], stats["gateway"]

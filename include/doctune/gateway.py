@@ -52,15 +52,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return any(hmac.compare_digest(given, key) for key in keys)
 
     reconciling = asyncio.Lock()
+    reconciles = [0]  # completed reconciles: a request that waited for one need not run another
 
     async def reconciled() -> bool:
         """Load what the server lacks; True if anything was loaded (then the request is worth retrying)."""
+        seen = reconciles[0]
         async with reconciling:  # one reconcile at a time, however many requests missed together
+            if reconciles[0] != seen:  # one finished while this request waited: retry on what it loaded
+                return True
             try:
                 return bool(await asyncio.to_thread(reconcile, settings))
             except DoctuneError as exc:
                 log.error("reconcile failed: %s", exc)
                 return False
+            finally:
+                reconciles[0] += 1
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -96,7 +102,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
         try:
             reply = await forward()
-            if reply.status_code == 404 and await reconciled():
+            # Only a versioned name (every name doctune serves is "<lib>@v<N>") is worth a reconcile.
+            if reply.status_code == 404 and "@v" in str(body.get("model")) and await reconciled():
                 await reply.aclose()
                 reply = await forward()
         except httpx.TransportError:

@@ -315,9 +315,8 @@ def deploy(library: LibraryConfig, settings: Settings, version: int) -> DeployRe
         # A retried deploy task: promoting again would make the version its own rollback target.
         client = ensure_vllm(settings, library)
         ensure_loaded(client, name, adapter.path)
-        rollback_to = [a.version for a in registry.adapters(library.name) if a.status == "previous"]
         log.info("%s already answers with %s: nothing to do", library.name, name)
-        return DeployResult(library.name, version, rollback_to[-1] if rollback_to else None, name, "")
+        return DeployResult(library.name, version, rollback_target(registry, library.name), name, "")
     try:
         preflight(settings, library, adapter)
         client = ensure_vllm(settings, library)
@@ -341,6 +340,12 @@ def deploy(library: LibraryConfig, settings: Settings, version: int) -> DeployRe
         served_name(library.name, previous) if previous else "base model",
     )
     return DeployResult(library.name, version, previous, name, answer)
+
+
+def rollback_target(registry: Any, library: str) -> int | None:
+    """The version a rollback goes back to: the production version before the current one."""
+    previous = [a.version for a in registry.adapters(library) if a.status == "previous"]
+    return previous[-1] if previous else None
 
 
 def serving_set(registry: Any, base: str) -> list[Any]:
@@ -446,13 +451,12 @@ def rollback(library: LibraryConfig, settings: Settings, to: int | None = None) 
             f"nothing to roll back: {library.name} has no production adapter yet (it answers with the base model)"
         )
     if to is None:
-        previous = [a for a in registry.adapters(library.name) if a.status == "previous"]
-        if not previous:
+        to = rollback_target(registry, library.name)
+        if to is None:
             raise DoctuneError(
                 f"nothing to roll back to: v{current.version} is the only version {library.name} has "
                 "served; name one with --to, or deploy another version"
             )
-        to = previous[-1].version
     if to == current.version:
         raise DoctuneError(f"v{to} is already in production for {library.name}")
     target = registry.adapter(library.name, to)

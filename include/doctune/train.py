@@ -12,6 +12,10 @@ import json
 import logging
 import os
 import shutil
+import socket
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -109,7 +113,6 @@ def request_stop(settings: Settings, library: str) -> list[Path]:
 def _stop_callback(run_dir: Path, stopped: list[int]) -> Any:
     """Stops after the current step, with a checkpoint, when the stop file appears or SIGTERM arrives."""
     import signal
-    import threading
 
     from transformers import TrainerCallback
 
@@ -190,8 +193,6 @@ def _full_disk_explained(run_dir: Path) -> Iterator[None]:
 
 def _metrics_callback(tb_dir: Path, params: TrainParams) -> Any:
     """Tokens per second and the run's hyper-parameters in TensorBoard, next to the trainer's own scalars."""
-    import time
-
     from torch.utils.tensorboard import SummaryWriter
     from transformers import TrainerCallback
 
@@ -367,8 +368,6 @@ def train(
 def _dead_here(holder: str) -> bool:
     """Whether ``holder`` ("host:pid:nonce") is a process of this host that no longer exists: its lease is stale at
     once (a kill -9 here), without waiting for it to expire. A reused pid only makes us wait for the expiry."""
-    import socket
-
     host, _, rest = holder.partition(":")
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
@@ -402,11 +401,6 @@ def exclusive_training(registry: Any, library: str, run_dir: Path, ttl: float) -
     The retry fails while the lease is held (Airflow retries it later); a holder that cannot renew (the lease
     expired and another try took it) stops with a checkpoint, as if asked to.
     """
-    import socket
-    import threading
-    import time
-    import uuid
-
     name, holder = f"train:{library}", f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     if not _take_lease(registry, name, holder, ttl):
         other = registry.lease(name)
