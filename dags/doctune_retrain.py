@@ -1,8 +1,10 @@
-"""One retrain DAG per library config: sync -> corpus -> train -> evaluate -> deploy.
+"""One retrain DAG per library config: check parameters -> sync -> corpus -> train -> evaluate -> deploy.
 
-Library configs are YAML files in ``DOCTUNE_LIBRARIES_DIR``; this file only reads them (no model, torch or
-vLLM import here), so parsing stays fast. A config with an error gets a DAG whose single task fails with
-that error, so one broken file never hides the other libraries.
+Scheduled on the library's dataset Asset (published by its sync DAG) or its nightly cron, whichever comes first,
+and triggered by hand from the UI with the parameter form. Library configs are YAML files in
+``DOCTUNE_LIBRARIES_DIR``; this file only reads them (no model, torch or vLLM import here), so parsing stays
+fast. A config with an error gets a DAG whose single task fails with that error, so one broken file never hides
+the other libraries.
 """
 
 from __future__ import annotations
@@ -11,26 +13,30 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
 from airflow.sdk.exceptions import AirflowFailException
 
-from doctune.config import LibraryConfig, Settings, library_files, load_library
-from doctune.errors import DoctuneError
-from operators import CorpusOperator, DeployOperator, EvaluateOperator, SyncOperator, TrainOperator
+from doctune.config import LibraryConfig, train_form
+from operators import CheckParamsOperator, CorpusOperator, DeployOperator, EvaluateOperator, SyncOperator, TrainOperator
+from operators.common import DEFAULT_ARGS, adapter_asset, dataset_asset, libraries
 
 DOC_MD = """
 ### Retrain `{name}`
 
-Pulls `{repo}` (branch `{branch}`), and when its docs, docstrings or public signatures changed since the
-last dataset version: builds a new dataset version, trains a LoRA adapter on `{base}`, evaluates it against
-production and the base model, and, if the gate passes, serves it under the stable model name `{name}`.
+Runs when `doctune_sync__{name}` publishes a new dataset version of `{repo}`, nightly at `{cron}` ({tz}), or when
+triggered with the parameter form. It trains a LoRA adapter on `{base}` from the latest dataset version, evaluates
+it against production and the base model, and, if the gate passes, serves it under the stable model name `{name}`.
 
-- **Unchanged docs**: `build_corpus` is skipped and so is everything after it. Tick *force_rebuild* to retrain anyway.
-- **Gate rejected**: `deploy` is skipped; production keeps serving. The reasons are in the `evaluate` log.
-- **A failure** leaves production untouched. Read the failed task's last log line: it names the cause and the fix.
+- **check_params failed**: a form value is out of range or inconsistent (the log names the field); trigger again.
+- **Nothing new** (the latest dataset version was already trained with these parameters and evaluated): `train`
+  is skipped and so is everything after it. Tick *force_rebuild* to rebuild the dataset, *reevaluate* to
+  evaluate and deploy the existing adapter again.
+- **train failed or was stopped**: the retry resumes from the last checkpoint; marking the task failed in the UI
+  stops training after the current step with a checkpoint. Only one training per library runs at a time.
+- **Gate rejected**: `deploy` is skipped; production keeps serving. The reasons are in the `evaluate` log and in
+  `doctune eval show {name}`. An admin (DOCTUNE_ADMINS) can tick *skip_gate*; the registry records who did.
+- **Any failure** leaves production untouched. The failed task's last log line names the cause and the fix.
 """
-
-DEFAULT_ARGS = {"owner": "doctune", "retries": 1, "retry_delay": timedelta(minutes=1)}
 
 
 def _pull(task_id: str, key: str) -> str:
@@ -38,74 +44,76 @@ def _pull(task_id: str, key: str) -> str:
     return f"{{{{ ti.xcom_pull(task_ids='{task_id}')['{key}'] }}}}"
 
 
-def _train_form(library: LibraryConfig) -> dict[str, Param]:
-    p = library.train
-    return {
-        "force_rebuild": Param(
-            False, type="boolean", description="Build a dataset and retrain even if docs are unchanged."
-        ),
-        "learning_rate": Param(
-            p.learning_rate, type="number", minimum=1e-6, maximum=1e-2, description="Peak learning rate."
-        ),
-        "batch_size": Param(p.batch_size, type="integer", minimum=1, maximum=256, description="Examples per step."),
-        "max_steps": Param(p.max_steps, type="integer", minimum=1, maximum=100000, description="Optimizer steps."),
-        "lora_rank": Param(p.lora_rank, type="integer", minimum=1, maximum=256, description="LoRA rank r."),
-        "lora_alpha": Param(
-            p.lora_alpha, type="integer", minimum=1, maximum=1024, description="LoRA alpha (1-2x rank)."
-        ),
-        "lora_dropout": Param(p.lora_dropout, type="number", minimum=0, maximum=0.9, description="LoRA dropout."),
-        "max_seq_length": Param(
-            p.max_seq_length, type="integer", minimum=32, maximum=32768, description="Max tokens per example."
-        ),
-    }
-
-
 def retrain_dag(library: LibraryConfig) -> DAG:
+    name = library.name
+    cron = library.retrain_schedule
+    form = train_form(library)
     with DAG(
-        dag_id=f"doctune_retrain__{library.name}",
-        description=f"Keep the model fluent in {library.name}",
-        doc_md=DOC_MD.format(name=library.name, repo=library.repo_url, branch=library.branch, base=library.base_model),
-        schedule=library.schedule,
+        dag_id=f"doctune_retrain__{name}",
+        description=f"Keep the model fluent in {name}",
+        doc_md=DOC_MD.format(
+            name=name,
+            repo=library.repo_url,
+            cron=cron or "(no nightly run)",
+            tz=library.timezone,
+            base=library.base_model,
+        ),
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(cron, timezone=library.timezone), assets=[dataset_asset(name)]
+        )
+        if cron
+        else [dataset_asset(name)],
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
-        params=_train_form(library),
+        params={key: Param(**field) for key, field in form.items()},
         render_template_as_native_obj=True,
-        tags=["doctune", library.name],
+        tags=["doctune", name, "retrain"],
     ) as dag:
-        sync = SyncOperator(task_id="sync", library=library.name)
+        check = CheckParamsOperator(
+            task_id="check_params", library=name, form={key: f"{{{{ params.{key} }}}}" for key in form}, retries=0
+        )
+        sync = SyncOperator(task_id="sync", library=name)
         corpus = CorpusOperator(
             task_id="build_corpus",
-            library=library.name,
+            library=name,
             commit=_pull("sync", "commit"),
-            force="{{ params.force_rebuild }}",
+            force=_pull("check_params", "force_rebuild"),
+            skip_unchanged=False,
         )
-        overrides = {k: f"{{{{ params.{k} }}}}" for k in _train_form(library) if k != "force_rebuild"}
         train = TrainOperator(
             task_id="train",
-            library=library.name,
+            library=name,
             dataset_version=_pull("build_corpus", "version"),
-            overrides=overrides,
+            overrides=_pull("check_params", "train"),
+            base_model=_pull("check_params", "base_model"),
+            reevaluate=_pull("check_params", "reevaluate"),
+            inlets=[dataset_asset(name)],
             queue="gpu",
             pool="gpu",
             execution_timeout=timedelta(hours=6),
+            retries=3,
+            retry_delay=timedelta(seconds=30),
         )
         # Held-out loss runs the model in-process: evaluation belongs on the GPU worker too.
         evaluate = EvaluateOperator(
             task_id="evaluate",
-            library=library.name,
+            library=name,
             adapter_version=_pull("train", "adapter_version"),
             queue="gpu",
             pool="gpu",
+            execution_timeout=timedelta(hours=2),
         )
         deploy = DeployOperator(
             task_id="deploy",
-            library=library.name,
+            library=name,
             adapter_version=_pull("train", "adapter_version"),
             decision=_pull("evaluate", "decision"),
+            skipped_gate_by=_pull("check_params", "skipped_gate_by"),
+            outlets=[adapter_asset(name)],
         )
-        sync >> corpus >> train >> evaluate >> deploy
+        check >> sync >> corpus >> train >> evaluate >> deploy
     return dag
 
 
@@ -125,9 +133,6 @@ def broken_config_dag(name: str, error: str) -> DAG:
     return dag
 
 
-for _path in library_files(Settings()):
-    try:
-        _dag = retrain_dag(load_library(_path))
-    except DoctuneError as _exc:
-        _dag = broken_config_dag(_path.stem.lower(), str(_exc))
+for _name, _library, _error in libraries():
+    _dag = retrain_dag(_library) if _library is not None else broken_config_dag(_name, _error)
     globals()[_dag.dag_id] = _dag

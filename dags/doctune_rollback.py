@@ -11,9 +11,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param
 
-from doctune.config import Settings, library_files, load_library
-from doctune.errors import DoctuneError
 from operators import RollbackOperator
+from operators.common import DEFAULT_ARGS, adapter_asset, libraries
 
 DOC_MD = """
 ### Roll back `{name}`
@@ -24,20 +23,18 @@ and is recorded in the registry. If it fails, production is unchanged: the task 
 nothing to roll back to).
 """
 
-for _path in library_files(Settings()):
-    try:
-        _library = load_library(_path)
-    except DoctuneError:
+for _name, _library, _error in libraries():
+    if _library is None:
         continue
     with DAG(
-        dag_id=f"doctune_rollback__{_library.name}",
-        description=f"Serve an earlier adapter of {_library.name}",
-        doc_md=DOC_MD.format(name=_library.name),
+        dag_id=f"doctune_rollback__{_name}",
+        description=f"Serve an earlier adapter of {_name}",
+        doc_md=DOC_MD.format(name=_name),
         schedule=None,
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
-        default_args={"owner": "doctune", "retries": 1, "retry_delay": timedelta(seconds=30)},
+        default_args=DEFAULT_ARGS | {"retry_delay": timedelta(seconds=30)},
         params={
             "to_version": Param(
                 None,
@@ -47,7 +44,9 @@ for _path in library_files(Settings()):
             )
         },
         render_template_as_native_obj=True,
-        tags=["doctune", _library.name, "rollback"],
+        tags=["doctune", _name, "rollback"],
     ) as _dag:
-        RollbackOperator(task_id="rollback", library=_library.name, to_version="{{ params.to_version }}")
+        RollbackOperator(
+            task_id="rollback", library=_name, to_version="{{ params.to_version }}", outlets=[adapter_asset(_name)]
+        )
     globals()[_dag.dag_id] = _dag

@@ -27,6 +27,8 @@ from cryptography.fernet import Fernet
 
 Fernet(os.environ["AIRFLOW__CORE__FERNET_KEY"].encode())
 PY
+[[ -n "${DOCTUNE_VLLM_API_KEY:-}" && "${DOCTUNE_VLLM_API_KEY}" != CHANGE_ME* ]] \
+    || die "VLLM_API_KEY in .env is empty or the placeholder; generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 if [[ -z "${DOCTUNE_GATEWAY_API_KEYS:-}" || "${DOCTUNE_GATEWAY_API_KEYS}" == CHANGE_ME* ]]; then
     log "WARNING: DOCTUNE_GATEWAY_API_KEYS is empty or a placeholder; set real client keys in .env."
 fi
@@ -51,13 +53,10 @@ airflow users create \
     --role Admin \
     || log "WARNING: could not create the admin user (it may already exist)"
 
-# --- 4. pools and connections used by the doctune DAGs ------------------------
-log "Pool gpu (1 slot)"
-airflow pools set gpu 1 "one GPU"
-
-log "Connection doctune_vllm -> http://vllm:8000"
-airflow connections delete doctune_vllm > /dev/null 2>&1 || true
-airflow connections add doctune_vllm --conn-type http --conn-host vllm --conn-port 8000
+# --- 4. pools used by the doctune DAGs (doctune.stack) -------------------------
+# The doctune_vllm Connection comes from AIRFLOW_CONN_DOCTUNE_VLLM in every
+# component's environment, so there is nothing to store for it.
+doctune stack init
 
 # --- 5. doctune registry database ----------------------------------------------
 # postgres creates it on first start (docker-entrypoint-initdb.d); create it

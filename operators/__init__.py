@@ -1,6 +1,8 @@
-"""Airflow operators for doctune: thin wrappers over the stage functions in ``doctune``."""
+"""Airflow operators and hooks for doctune: thin wrappers over the stage functions in ``doctune``."""
 
+from operators.hooks import GitHook, VLLMHook
 from operators.stages import (
+    CheckParamsOperator,
     CorpusOperator,
     DeployOperator,
     EvaluateOperator,
@@ -9,4 +11,14 @@ from operators.stages import (
     TrainOperator,
 )
 
-__all__ = ["CorpusOperator", "DeployOperator", "EvaluateOperator", "RollbackOperator", "SyncOperator", "TrainOperator"]
+__all__ = [
+    "CheckParamsOperator",
+    "CorpusOperator",
+    "DeployOperator",
+    "EvaluateOperator",
+    "GitHook",
+    "RollbackOperator",
+    "SyncOperator",
+    "TrainOperator",
+    "VLLMHook",
+]

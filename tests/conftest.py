@@ -71,7 +71,8 @@ def tiny_library(settings: Settings, repo: Path, name: str = DEMO_NAME, **train:
         package=DEMO_NAME,
         repo_url=repo.as_uri(),
         base_model="tiny-llama",
-        schedule=None,
+        sync_schedule=None,
+        retrain_schedule=None,
         train=TrainParams.model_validate(params),
     )
     write_library(settings, library)

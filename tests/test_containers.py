@@ -210,13 +210,41 @@ def test_gateway_runs_doctune_gateway() -> None:
     assert "DOCTUNE_GATEWAY_API_KEYS" in env
 
 
+def test_compose_runs_the_stack_module_topology() -> None:
+    """docker-compose.yaml and the process-topology test (tests/test_topology.py) both follow doctune.stack."""
+    from doctune.stack import AIRFLOW_COMPONENTS, SHARED_ENV_KEYS, STATIC_ENV, VLLM_CONN_ID, WORKER_QUEUES
+
+    services = _services()
+    commands = {name: services[name]["command"] for name in AIRFLOW_COMPONENTS}
+    assert commands == AIRFLOW_COMPONENTS
+    for name, queue in WORKER_QUEUES.items():
+        assert _queues(commands[name]) == [queue]
+    for name in AIRFLOW_COMPONENTS:
+        env = _env(name)
+        assert {k: env.get(k) for k in STATIC_ENV} == STATIC_ENV, name
+    for key in SHARED_ENV_KEYS:
+        values = {name: _env(name).get(key) for name in AIRFLOW_COMPONENTS}
+        assert None not in values.values(), f"{key} missing in {[n for n, v in values.items() if v is None]}"
+        assert len(set(values.values())) == 1, f"{key} differs between the Airflow components: {values}"
+    # The tasks reach vLLM through the Connection; its password is the key the vllm service was started with.
+    conn = _env("airflow-scheduler")[f"AIRFLOW_CONN_{VLLM_CONN_ID.upper()}"]
+    assert conn == f"http://:{_env('vllm')['VLLM_API_KEY']}@vllm:8000"
+    assert _env("gateway")["DOCTUNE_VLLM_API_KEY"] == _env("vllm")["VLLM_API_KEY"]
+
+
+def test_init_creates_the_stack_pools() -> None:
+    script = (ROOT / "docker" / "entrypoint-init.sh").read_text()
+    assert "doctune stack init" in script  # creates doctune.stack.POOLS
+    assert "airflow db migrate" in script
+
+
 def test_env_example_has_no_real_secrets() -> None:
     values = {}
     for line in ENV_EXAMPLE.read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
-    for key in ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "DOCTUNE_GATEWAY_API_KEYS"):
+    for key in ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "DOCTUNE_GATEWAY_API_KEYS", "VLLM_API_KEY"):
         assert values.get(key, "").startswith("CHANGE_ME"), f"{key} must be a placeholder"
     for key in (
         "AIRFLOW_UID",

@@ -24,12 +24,14 @@ serve_app = typer.Typer(
 models_app = typer.Typer(help="Built-in base models.", no_args_is_help=True)
 train_app = typer.Typer(help="LoRA training: run, or stop with a checkpoint.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluation and the promotion gate: run, show, compare.", no_args_is_help=True)
+stack_app = typer.Typer(help="The Airflow deployment: components, pools, connections.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(serve_app, name="serve")
 app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
+app.add_typer(stack_app, name="stack")
 console = Console(stderr=True)
 out = Console()
 
@@ -146,18 +148,27 @@ def train_cmd(
     max_steps: Annotated[int | None, typer.Option(help="Override max_steps.")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Override the learning rate.")] = None,
     lora_rank: Annotated[int | None, typer.Option(help="Override the LoRA rank.")] = None,
+    params_json: Annotated[
+        str | None,
+        typer.Option("--params", help="TrainParams fields as a JSON object, over the library's (the console uses it)."),
+    ] = None,
 ) -> None:
     """Train a LoRA adapter and register it as a candidate."""
+    import json
+
     from doctune.train import train
 
     settings = Settings()
     lib = get_library(settings, library)
+    given = json.loads(params_json) if params_json else {}
+    if not isinstance(given, dict):
+        raise DoctuneError("--params must be a JSON object of training parameters")
     overrides = {
         k: v
         for k, v in {"max_steps": max_steps, "learning_rate": learning_rate, "lora_rank": lora_rank}.items()
         if v is not None
     }
-    params = TrainParams.model_validate(lib.train.model_dump() | overrides)
+    params = TrainParams.model_validate(lib.train.model_dump() | given | overrides)
     result = train(lib, settings, dataset_version=dataset_version, params=params)
     out.print(
         f"adapter v{result.adapter_version}: {result.steps} steps, final loss {result.train_loss:.4f}, "
@@ -298,6 +309,15 @@ def status_cmd(library: Library) -> None:
     out.print(table)
 
 
+@stack_app.command("init")
+def stack_init() -> None:
+    """Create the Airflow pools the DAGs need (idempotent; the compose init service runs it)."""
+    from doctune.stack import init_airflow
+
+    for line in init_airflow():
+        out.print(line)
+
+
 @serve_app.command("start")
 def serve_start(library: Library) -> None:
     """Start vLLM (with the production adapters preloaded) for a library's base model, and the gateway."""
@@ -389,6 +409,17 @@ def gateway_cmd(
     gateway_main(["--host", host, "--port", str(port)])
 
 
+@app.command("console")
+def console_cmd(
+    host: Annotated[str, typer.Option(help="Interface; beyond 127.0.0.1 needs DOCTUNE_CONSOLE_KEYS.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8200,
+) -> None:
+    """Run the web console (chat, datasets, training, adapters, models) in the foreground."""
+    from doctune.console import main as console_main
+
+    console_main(host=host, port=port)
+
+
 @app.command("demo")
 def demo_cmd(
     base_model: Annotated[str, typer.Option(help="Base model of the demo library.")] = "smollm2-135m-instruct",
@@ -412,3 +443,7 @@ def main() -> None:
     except DoctuneError as exc:
         console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         sys.exit(getattr(exc, "exit_code", 1))
+
+
+if __name__ == "__main__":  # `python -m doctune.cli`: how the console starts a training in the background
+    main()

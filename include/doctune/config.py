@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from doctune.errors import DoctuneError
@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         default=None, description="Cache of built-in base models (built or converted once). Default: <home>/models."
     )
     vllm_url: str = Field(default="http://127.0.0.1:8000", description="vLLM server (admin side; never for clients).")
+    vllm_api_key: SecretStr | None = Field(
+        default=None, description="Key vLLM was started with (--api-key); doctune sends it on every call to vLLM."
+    )
     gateway_url: str = Field(
         default="http://127.0.0.1:8100", description="doctune's OpenAI-compatible gateway that clients use."
     )
@@ -63,6 +66,11 @@ class Settings(BaseSettings):
     vllm_max_lora_rank: int = Field(default=16, ge=1, le=256, description="--max-lora-rank of the vLLM server.")
     server_start_timeout: float = Field(default=300.0, gt=0, description="Seconds to wait for a server to be healthy.")
     request_timeout: float = Field(default=120.0, gt=0, description="Seconds for one inference request.")
+    admins: str = Field(
+        default="",
+        description="Comma-separated Airflow user names allowed to trigger a retrain with skip_gate (deploy without "
+        "the evaluation gate); empty = nobody.",
+    )
     training_lease_seconds: float = Field(
         default=300.0,
         gt=0,
@@ -96,9 +104,22 @@ class Settings(BaseSettings):
     def api_keys(self) -> list[str]:
         return [key.strip() for key in self.gateway_api_keys.split(",") if key.strip()]
 
+    @property
+    def vllm_headers(self) -> dict[str, str]:
+        """What every request to vLLM carries: its API key, when it has one."""
+        return {"Authorization": f"Bearer {self.vllm_api_key.get_secret_value()}"} if self.vllm_api_key else {}
+
+    @property
+    def admin_names(self) -> list[str]:
+        return [name.strip() for name in self.admins.split(",") if name.strip()]
+
     def to_env(self) -> dict[str, str]:
         """These settings as ``DOCTUNE_*`` variables, for a child process (a server doctune starts) to read."""
-        return {f"DOCTUNE_{name.upper()}": str(value) for name, value in self.model_dump().items() if value is not None}
+        return {
+            f"DOCTUNE_{name.upper()}": value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
 
 
 class TrainParams(BaseModel):
@@ -316,7 +337,22 @@ class LibraryConfig(BaseModel):
         default="smollm2-135m-instruct",
         description="Built-in model name (tiny-llama, smollm2-135m-instruct), a local folder, or a hub id.",
     )
-    schedule: str | None = Field(default="@daily", description="Airflow schedule of the retrain DAG; null = manual.")
+    sync_schedule: str | None = Field(
+        default="*/15 * * * *",
+        description="Cron of the sync DAG, which pulls the repository and builds a dataset version when the doc "
+        "surface changed; null = only when triggered.",
+    )
+    retrain_schedule: str | None = Field(
+        default="0 2 * * *",
+        description="Nightly cron of the retrain DAG, which also runs whenever the sync DAG publishes a new dataset "
+        "version; null = only on new dataset versions and manual triggers.",
+    )
+    timezone: str = Field(default="UTC", description="Time zone of both schedules (IANA name, e.g. Europe/Berlin).")
+    git_conn_id: str | None = Field(
+        default=None,
+        description="Airflow Connection with the git credentials (login = user, password = token) for an https "
+        "repository; never put a token in repo_url.",
+    )
     sources: SourceConfig = Field(default_factory=SourceConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     preset: str | None = Field(
@@ -338,6 +374,24 @@ class LibraryConfig(BaseModel):
             data = {**data, "train": {**TRAIN_PRESETS[data["preset"]], **train}}
         return data
 
+    @field_validator("sync_schedule", "retrain_schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and value not in ("@hourly", "@daily", "@weekly", "@monthly") and len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a cron expression: use five fields like '0 2 * * *', or null")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as UTC or Europe/Berlin") from None
+        return value
+
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
@@ -350,6 +404,63 @@ class LibraryConfig(BaseModel):
     @property
     def import_name(self) -> str:
         return self.package or self.name.replace("-", "_")
+
+
+# The retrain form: TrainParams fields a person tunes per run, in the order the Airflow UI shows them.
+FORM_TRAIN_FIELDS = (
+    "learning_rate",
+    "batch_size",
+    "gradient_accumulation_steps",
+    "max_steps",
+    "num_epochs",
+    "lora_rank",
+    "lora_alpha",
+    "lora_dropout",
+    "max_seq_length",
+)
+
+
+def train_form(library: LibraryConfig) -> dict[str, dict[str, object]]:
+    """The retrain parameter form as JSON-schema fields with defaults from the library's config.
+
+    Derived from TrainParams' own types, bounds and help text, so the Airflow trigger form, the console and the
+    validation in the first task cannot disagree. Run options follow: base_model, force_rebuild, reevaluate and
+    skip_gate.
+    """
+    properties = TrainParams.model_json_schema()["properties"]
+    form: dict[str, dict[str, object]] = {}
+    for name in FORM_TRAIN_FIELDS:
+        prop = dict(properties[name])
+        if "anyOf" in prop:  # "float | None": one field that takes null or a bounded number
+            number = next(p for p in prop.pop("anyOf") if p.get("type") != "null")
+            prop.update(number, type=["null", number["type"]])
+        prop.pop("title", None)
+        prop["default"] = getattr(library.train, name)
+        form[name] = prop
+    form["base_model"] = {
+        "type": "string",
+        "minLength": 1,
+        "default": library.base_model,
+        "description": "Base model to fine-tune; it must be the model vLLM serves, or the adapter cannot be served.",
+    }
+    form["force_rebuild"] = {
+        "type": "boolean",
+        "default": False,
+        "description": "Build a new dataset version even if the docs did not change.",
+    }
+    form["reevaluate"] = {
+        "type": "boolean",
+        "default": False,
+        "description": "Evaluate and deploy even if the latest dataset version was already trained with these "
+        "parameters and evaluated (it is not trained twice: same data and parameters give the same adapter).",
+    }
+    form["skip_gate"] = {
+        "type": "boolean",
+        "default": False,
+        "description": "Admins only (DOCTUNE_ADMINS): deploy even if the evaluation gate rejects the adapter. "
+        "Recorded in the registry with the user's name.",
+    }
+    return form
 
 
 def load_library(path: Path) -> LibraryConfig:

@@ -126,7 +126,8 @@ def demo_library(settings: Settings, repo: Path, base_model: str, max_steps: int
         name=DEMO_NAME,
         repo_url=repo.as_uri(),
         base_model=base_model,
-        schedule=None,
+        sync_schedule=None,
+        retrain_schedule=None,
         train=TrainParams(max_steps=max_steps, learning_rate=3e-4 if base_model != "tiny-llama" else 1e-3),
     )
     write_library(settings, library)  # the demo owns its state folder: its config is always the embedded one

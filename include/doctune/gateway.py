@@ -42,7 +42,11 @@ def _error(status: int, message: str, kind: str = "invalid_request_error") -> JS
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     registry = Registry.open(settings)
-    upstream = httpx.AsyncClient(base_url=settings.vllm_url.rstrip("/"), timeout=httpx.Timeout(None, connect=5))
+    upstream = httpx.AsyncClient(
+        base_url=settings.vllm_url.rstrip("/"),
+        timeout=httpx.Timeout(None, connect=5),
+        headers=settings.vllm_headers,
+    )
     keys = [k.encode() for k in settings.api_keys]
 
     def authorized(request: Request) -> bool:

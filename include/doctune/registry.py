@@ -244,6 +244,15 @@ class Registry:
             raise DoctuneError(f"dataset version v{version} of {library!r} is not registered; see `doctune status`")
         return found
 
+    def datasets(self, library: str) -> list[DatasetVersion]:
+        """Every dataset version of ``library``, oldest first."""
+        with self.transaction() as s:
+            return list(
+                s.scalars(
+                    select(DatasetVersion).where(DatasetVersion.library == library).order_by(DatasetVersion.version)
+                )
+            )
+
     def next_dataset_version(self, library: str) -> int:
         with self.transaction() as s:
             current = s.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.library == library))
@@ -418,7 +427,7 @@ class Registry:
                 .limit(1)
             ).first()
 
-    def promote(self, library: str, version: int, action: str = "promote") -> int | None:
+    def promote(self, library: str, version: int, action: str = "promote", detail: str | None = None) -> int | None:
         """Point the stable name at ``version`` and update statuses, atomically. Returns the previous version."""
         with self.transaction() as s:
             alias = s.get(Alias, library)
@@ -441,6 +450,7 @@ class Registry:
                     previous_version=previous,
                     action=action,
                     status="succeeded",
+                    detail=detail,
                 )
             )
         return previous

@@ -40,9 +40,9 @@ def base_served_name(base_model: str) -> str:
 class VLLMClient:
     """vLLM's OpenAI API plus its runtime LoRA admin endpoints. Only doctune holds this URL."""
 
-    def __init__(self, url: str, timeout: float = 120.0):
+    def __init__(self, url: str, timeout: float = 120.0, headers: dict[str, str] | None = None):
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -95,6 +95,10 @@ class VLLMClient:
         if response.status_code != 200:
             raise DoctuneError(f"vLLM could not answer with model {model}: {self._error(response)}")
         return str(response.json()["choices"][0]["message"]["content"] or "")
+
+
+def vllm_client(settings: Settings) -> VLLMClient:
+    return VLLMClient(settings.vllm_url, settings.request_timeout, settings.vllm_headers)
 
 
 # -- local server processes (demo and tests; in containers the servers are their own services) --------------
@@ -179,7 +183,7 @@ def ensure_vllm(settings: Settings, library: LibraryConfig) -> VLLMClient:
     from doctune.models import resolve_base_model
     from doctune.registry import Registry
 
-    client = VLLMClient(settings.vllm_url, settings.request_timeout)
+    client = vllm_client(settings)
     want = base_served_name(library.base_model)
     if not client.healthy():
         if not settings.manage_servers:
@@ -222,7 +226,8 @@ def ensure_vllm(settings: Settings, library: LibraryConfig) -> VLLMClient:
             settings,
             "vllm",
             cmd,
-            {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_TARGET_DEVICE": "cpu"},
+            {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_TARGET_DEVICE": "cpu"}
+            | ({"VLLM_API_KEY": settings.vllm_api_key.get_secret_value()} if settings.vllm_api_key else {}),
             f"{settings.vllm_url}/health",
             {"base_model": library.base_model},
         )
@@ -304,8 +309,12 @@ def preflight(settings: Settings, library: LibraryConfig, adapter: Any) -> None:
         )
 
 
-def deploy(library: LibraryConfig, settings: Settings, version: int) -> DeployResult:
-    """Preflight, load ``<lib>@v<N>``, smoke-test it, then move the stable name; on failure nothing moves."""
+def deploy(
+    library: LibraryConfig, settings: Settings, version: int, *, skipped_gate_by: str | None = None
+) -> DeployResult:
+    """Preflight, load ``<lib>@v<N>``, smoke-test it, then move the stable name; on failure nothing moves.
+
+    ``skipped_gate_by`` names the admin who deployed without the gate's approval; the registry records it."""
     from doctune.registry import Registry
 
     registry = Registry.open(settings)
@@ -327,7 +336,12 @@ def deploy(library: LibraryConfig, settings: Settings, version: int) -> DeployRe
     except DoctuneError as exc:
         registry.record_failed_deployment(library.name, version, str(exc))
         raise
-    previous = registry.promote(library.name, version)
+    if skipped_gate_by:
+        previous = registry.promote(
+            library.name, version, "skip-gate", f"deployed without the evaluation gate by {skipped_gate_by}"
+        )
+    else:
+        previous = registry.promote(library.name, version)
     keep = {name} | ({served_name(library.name, previous)} if previous else set())
     for model in client.models():
         if model.get("parent") and model["id"].startswith(f"{library.name}@v") and model["id"] not in keep:
@@ -367,7 +381,7 @@ def reconcile(settings: Settings) -> list[str]:
     """
     from doctune.registry import Registry
 
-    client = VLLMClient(settings.vllm_url, settings.request_timeout)
+    client = vllm_client(settings)
     models = client.models()
     loaded = {m["id"] for m in models}
     registry = Registry.open(settings)
@@ -409,7 +423,7 @@ def unload_version(library: LibraryConfig, settings: Settings, version: int) -> 
         )
     if adapter.status == "previous":
         log.warning("unloading %s: a rollback to it will have to load it again", adapter.served_name)
-    VLLMClient(settings.vllm_url, settings.request_timeout).unload_adapter(adapter.served_name)
+    vllm_client(settings).unload_adapter(adapter.served_name)
     return str(adapter.served_name)
 
 
@@ -417,7 +431,7 @@ def server_status(settings: Settings) -> dict[str, Any]:
     """Model management: server health, the base model, every loaded adapter with its registry record."""
     from doctune.registry import Registry
 
-    client = VLLMClient(settings.vllm_url, settings.request_timeout)
+    client = vllm_client(settings)
     if not client.healthy():
         return {"vllm": settings.vllm_url, "healthy": False, "models": []}
     registry = Registry.open(settings)

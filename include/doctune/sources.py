@@ -6,7 +6,9 @@ import logging
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from doctune.config import LibraryConfig, Settings
@@ -29,6 +31,41 @@ class SyncResult:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class GitCredentials:
+    """User and token for an https repository (from an Airflow Connection); the token never reaches a URL,
+    a command line, a log or a repr."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+# git asks this program for the user name and the password; both come from its environment, never from argv.
+_ASKPASS = """#!/bin/sh
+case "$1" in
+  Username*) printf '%s\n' "$DOCTUNE_GIT_USERNAME" ;;
+  *) printf '%s\n' "$DOCTUNE_GIT_PASSWORD" ;;
+esac
+"""
+
+
+@contextmanager
+def _git_env(credentials: GitCredentials | None) -> Iterator[dict[str, str]]:
+    env = {"GIT_TERMINAL_PROMPT": "0"}  # a missing credential must fail, not hang waiting for a prompt
+    if credentials is None:
+        yield env
+        return
+    with tempfile.TemporaryDirectory(prefix="doctune-askpass-") as tmp:
+        askpass = Path(tmp) / "askpass"
+        askpass.write_text(_ASKPASS)
+        askpass.chmod(0o700)
+        yield env | {
+            "GIT_ASKPASS": str(askpass),
+            "DOCTUNE_GIT_USERNAME": credentials.username,
+            "DOCTUNE_GIT_PASSWORD": credentials.password,
+        }
 
 
 def redact_url(url: str) -> str:
@@ -59,12 +96,23 @@ def _explain_git_failure(url: str, branch: str, stderr: str) -> str:
     return f"git failed on {shown} (branch {branch!r}): {redact_url(stderr.strip())}"
 
 
-def sync_repository(library: LibraryConfig, settings: Settings, commit: str | None = None) -> tuple[Path, str]:
+def sync_repository(
+    library: LibraryConfig,
+    settings: Settings,
+    commit: str | None = None,
+    credentials: GitCredentials | None = None,
+) -> tuple[Path, str]:
     """Make the workspace copy of ``library`` match its remote branch (or ``commit`` on it); return (tree, sha)."""
+    with _git_env(credentials) as env:
+        return _sync_repository(library, settings, commit, env)
+
+
+def _sync_repository(
+    library: LibraryConfig, settings: Settings, commit: str | None, env: dict[str, str]
+) -> tuple[Path, str]:
     import git
 
     dest = settings.path("workspaces", library.name) / "repo"
-    env = {"GIT_TERMINAL_PROMPT": "0"}  # a missing credential must fail, not hang waiting for a prompt
     try:
         if not (dest / ".git").is_dir():
             # Clone into a temporary sibling first: a failed clone never leaves a half-filled cache.
@@ -100,7 +148,7 @@ def sync_repository(library: LibraryConfig, settings: Settings, commit: str | No
     return dest, head
 
 
-def sync(library: LibraryConfig, settings: Settings) -> SyncResult:
+def sync(library: LibraryConfig, settings: Settings, credentials: GitCredentials | None = None) -> SyncResult:
     """Pull the library, fingerprint its doc surface and record the snapshot.
 
     ``changed`` is False when the doc surface (docs, docstrings, public signatures) equals the one the
@@ -110,7 +158,7 @@ def sync(library: LibraryConfig, settings: Settings) -> SyncResult:
     from doctune.registry import Registry
 
     registry = Registry.open(settings)
-    tree, commit = sync_repository(library, settings)
+    tree, commit = sync_repository(library, settings, credentials=credentials)
     # Cached per git blob: the corpus stage that follows re-reads only what this pass did not.
     surface = extract(tree, library, cache=extraction_cache(settings, library))
     registry.record_snapshot(library.name, commit, surface.fingerprint)

@@ -39,6 +39,7 @@ class TrainResult:
     adapter_path: str
     steps: int
     train_loss: float | None
+    reused: bool = False  # the adapter existed already: same dataset version, base model and parameters
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -323,6 +324,7 @@ def train(
             done.path,
             finished.steps or 0,
             finished.train_loss,
+            reused=True,
         )
     # The lease makes sure no other try of this library trains meanwhile (see exclusive_training).
     with exclusive_training(registry, library.name, run_dir, settings.training_lease_seconds):

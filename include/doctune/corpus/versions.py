@@ -18,13 +18,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doctune.config import LibraryConfig, Settings
 from doctune.corpus import filters
 from doctune.corpus.extract import EXTRACTOR_VERSION, Surface, Unit, extract, extraction_cache
 from doctune.corpus.generate import generate_pairs
 from doctune.errors import DoctuneError
+
+if TYPE_CHECKING:
+    from doctune.sources import GitCredentials
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -126,18 +129,30 @@ def _slot(row: dict[str, Any]) -> tuple[str, str, str]:
     return row["meta"]["unit"], row["meta"]["generator"], row["messages"][0]["content"]
 
 
+def diff_pairs(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The pairs behind ``diff_rows``: rows added and removed, (old, new) row pairs whose answer changed, and
+    the rows of ``new`` that are unchanged."""
+    old_slots = {_slot(r): r for r in old}
+    new_slots = {_slot(r): r for r in new}
+    both = new_slots.keys() & old_slots.keys()
+    changed = [s for s in both if _pair_id(new_slots[s]) != _pair_id(old_slots[s])]
+    return {
+        "added": [new_slots[s] for s in sorted(new_slots.keys() - old_slots.keys())],
+        "removed": [old_slots[s] for s in sorted(old_slots.keys() - new_slots.keys())],
+        "changed": [(old_slots[s], new_slots[s]) for s in sorted(changed)],
+        "unchanged": [new_slots[s] for s in sorted(both.difference(changed))],
+    }
+
+
 def diff_rows(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, Any]:
-    old_slots = {_slot(r): _pair_id(r) for r in old}
-    new_slots = {_slot(r): _pair_id(r) for r in new}
-    changed = [s for s in new_slots.keys() & old_slots.keys() if new_slots[s] != old_slots[s]]
-    added = new_slots.keys() - old_slots.keys()
-    removed = old_slots.keys() - new_slots.keys()
-    units = sorted({s[0] for s in [*changed, *added, *removed]})
+    pairs = diff_pairs(old, new)
+    added, removed, changed = pairs["added"], pairs["removed"], [n for _, n in pairs["changed"]]
+    units = sorted({r["meta"]["unit"] for r in [*changed, *added, *removed]})
     return {
         "added": len(added),
         "removed": len(removed),
         "changed": len(changed),
-        "unchanged": len(new_slots) - len(added) - len(changed),
+        "unchanged": len(pairs["unchanged"]),
         "units": units,
     }
 
@@ -250,6 +265,7 @@ def build(
     commit: str | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    credentials: GitCredentials | None = None,
 ) -> DatasetInfo:
     """Check out ``commit`` (default: the branch head) and build a new dataset version if its doc surface
     changed since the latest version, or if ``force``."""
@@ -259,7 +275,7 @@ def build(
     say = progress or (lambda message: log.info("%s", message))
     registry = Registry.open(settings)
     say(f"syncing {library.name}")
-    tree, commit = sync_repository(library, settings, commit)
+    tree, commit = sync_repository(library, settings, commit, credentials)
     say("reading docs, API, tests and changelog")
     surface = extract(tree, library, cache=extraction_cache(settings, library))
     latest = registry.latest_dataset(library.name)
