@@ -7,7 +7,7 @@ UNSLOTH_VENV := .venv-unsloth
 # All state (registry, datasets, adapters, Airflow's SQLite, logs) stays in one git-ignored folder.
 export DOCTUNE_HOME ?= $(CURDIR)/.doctune
 
-.PHONY: setup demo test lint bench stop clean
+.PHONY: setup demo test lint bench stop clean console chromium
 
 setup: $(VENV)/.installed $(VLLM_VENV)/.installed
 
@@ -44,13 +44,22 @@ $(UNSLOTH_VENV)/.installed: pyproject.toml constraints-unsloth.txt
 demo: setup
 	$(VENV)/bin/doctune demo
 
-test: setup $(UNSLOTH_VENV)/.installed
+# Headless Chromium for the console's browser tests: Debian's package, driven by Playwright (no browser download).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test: setup $(UNSLOTH_VENV)/.installed chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# The web console (chat, datasets, training, adapters, models) on http://127.0.0.1:8200; set DOCTUNE_CONSOLE_KEYS
+# to require a login (and to listen beyond 127.0.0.1: make console CONSOLE_ARGS="--host 0.0.0.0").
+console: setup
+	$(VENV)/bin/doctune console $(CONSOLE_ARGS)
 
 bench: setup
 	$(VENV)/bin/python -m doctune.bench

@@ -1,0 +1,314 @@
+"""Read-only views of the pipeline's state for the console: libraries, dataset versions and their pairs,
+training curves from TensorBoard event files, the adapter leaderboard, and the training parameter form.
+
+Nothing here changes state; the console's actions call ``serve``, ``train`` and the CLI (see ``app``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from doctune.config import LibraryConfig, Settings, TrainParams, library_files, load_library
+from doctune.errors import DoctuneError
+
+SPLITS = ("train", "eval", "rejected")
+# Leaderboard columns first in this order (what the gate reads), then any other metric the suite produced.
+METRIC_ORDER = ("heldout_loss", "api_score", "exec_pass_at_1", "general_pass_at_1", "hallucination_rate")
+LOWER_IS_BETTER = {"heldout_loss", "hallucination_rate", "answers_with_hallucination"}
+
+
+def libraries(settings: Settings) -> tuple[list[LibraryConfig], list[str]]:
+    """Every configured library, and one message per config file that does not load."""
+    found, problems = [], []
+    for path in library_files(settings):
+        try:
+            found.append(load_library(path))
+        except DoctuneError as exc:
+            problems.append(str(exc))
+    return found, problems
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def dataset_versions(registry: Any, library: str) -> list[dict[str, Any]]:
+    """Dataset versions of a library, newest first, each with its manifest and quality report (if on disk)."""
+    rows = []
+    for dataset in reversed(registry.datasets(library)):
+        folder = Path(dataset.path)
+        rows.append(
+            {
+                "version": dataset.version,
+                "commit": dataset.commit,
+                "created_at": dataset.created_at,
+                "n_train": dataset.n_train,
+                "n_eval": dataset.n_eval,
+                "path": str(folder),
+                "manifest": _read_json(folder / "manifest.json") or {},
+                "report": _read_json(folder / "report.json") or {},
+            }
+        )
+    return rows
+
+
+def load_split(dataset_path: str | Path, split: str) -> list[dict[str, Any]]:
+    """One split of a version as rows; ``rejected.jsonl`` is optional (older versions lack it)."""
+    from doctune.corpus import load_rows
+
+    if split == "rejected" and not (Path(dataset_path) / "rejected.jsonl").is_file():
+        return []
+    return load_rows(dataset_path, split)
+
+
+def pair_view(row: dict[str, Any], split: str) -> dict[str, Any]:
+    meta = row.get("meta", {})
+    rejected = meta.get("rejected") or {}
+    return {
+        "split": meta.get("split", split) if split == "rejected" else split,
+        "question": row["messages"][0]["content"],
+        "answer": row["messages"][-1]["content"],
+        "unit": meta.get("unit", ""),
+        "path": meta.get("path", ""),
+        "generator": meta.get("generator", ""),
+        "rejected": f"{rejected.get('filter', '')}: {rejected.get('reason', '')}" if rejected else "",
+    }
+
+
+def _bucket(pair: dict[str, Any]) -> str:
+    return "rejected" if pair["rejected"] else str(pair["split"])
+
+
+@dataclass
+class PairPage:
+    rows: list[dict[str, Any]]
+    total: int
+    paths: list[str]
+    units: list[str]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def browse_pairs(
+    dataset_path: str | Path,
+    *,
+    split: str = "",
+    path: str = "",
+    unit: str = "",
+    text: str = "",
+    offset: int = 0,
+    limit: int = 50,
+) -> PairPage:
+    """Kept and rejected pairs of a version, filtered by split, source file, unit (symbol or doc section) and
+    text; with the facets (every source file and unit) for the filter menus."""
+    every = [pair_view(r, s) for s in SPLITS for r in load_split(dataset_path, s)]
+    needle = text.lower()
+    chosen = [
+        r
+        for r in every
+        if (not split or _bucket(r) == split)
+        and (not path or r["path"] == path)
+        and (not unit or r["unit"] == unit)
+        and (not needle or needle in r["question"].lower() or needle in r["answer"].lower())
+    ]
+    return PairPage(
+        rows=chosen[offset : offset + limit],
+        total=len(chosen),
+        paths=sorted({r["path"] for r in every if r["path"]}),
+        units=sorted({r["unit"] for r in every if r["unit"]}),
+        counts={s: sum(1 for r in every if _bucket(r) == s) for s in SPLITS},
+    )
+
+
+def dataset_diff(old_path: str | Path, new_path: str | Path) -> dict[str, Any]:
+    """Pairs added, removed and changed between two versions (kept pairs of both splits, as `doctune corpus
+    diff` compares them), with the counts ``diff_rows`` reports."""
+    from doctune.corpus import diff_rows, load_rows
+    from doctune.corpus.versions import diff_pairs
+
+    old, new = ([r for s in ("train", "eval") for r in load_rows(p, s)] for p in (old_path, new_path))
+    pairs = diff_pairs(old, new)
+    return {
+        "summary": diff_rows(old, new),
+        "added": [pair_view(r, r["meta"].get("split", "")) for r in pairs["added"]],
+        "removed": [pair_view(r, r["meta"].get("split", "")) for r in pairs["removed"]],
+        "changed": [(pair_view(a, ""), pair_view(b, "")) for a, b in pairs["changed"]],
+    }
+
+
+# -- training ----------------------------------------------------------------------------------------------
+
+
+def tensorboard_dir(settings: Settings, run: Any) -> Path:
+    """Where ``train`` wrote a run's TensorBoard events: <tensorboard>/<library>/<run key>."""
+    return settings.tensorboard_path / run.library / Path(run.output_dir).name
+
+
+def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar series in a run's TensorBoard event files (all sub-folders, all files: a resumed run writes
+    a new file), by tag; per step the latest value wins."""
+    if not folder.is_dir():
+        return {}
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    series: dict[str, dict[int, float]] = {}
+    for directory, _, files in sorted(os.walk(folder)):
+        if not any(".tfevents." in f for f in files):
+            continue
+        accumulator = EventAccumulator(directory, size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags().get("scalars", []):
+            points = series.setdefault(tag, {})
+            for event in accumulator.Scalars(tag):
+                points[int(event.step)] = float(event.value)
+    return {tag: sorted(points.items()) for tag, points in sorted(series.items())}
+
+
+def checkpoints(run: Any) -> list[str]:
+    folder = Path(run.output_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob("checkpoint-*[0-9]") if p.is_dir()]
+    return [p.name for p in sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[1]))]
+
+
+@dataclass
+class FormField:
+    """One input of the training form, from one property of TrainParams' JSON schema."""
+
+    name: str
+    kind: str  # "number", "integer", "boolean", "choice", "list", "text"
+    description: str
+    value: Any
+    nullable: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    choices: list[Any] = field(default_factory=list)
+
+    @property
+    def bounds(self) -> str:
+        low = "" if self.minimum is None else f"{'>' if self.exclusive_minimum else '≥'} {self.minimum:g}"
+        high = "" if self.maximum is None else f"{'<' if self.exclusive_maximum else '≤'} {self.maximum:g}"
+        return ", ".join(b for b in (low, high) if b)
+
+
+def train_form_fields(defaults: TrainParams) -> list[FormField]:
+    """The start form: every TrainParams field with its JSON-schema type, bounds and description, prefilled with
+    ``defaults`` (the library's configured parameters). The Airflow trigger form derives from the same model."""
+    schema = TrainParams.model_json_schema()
+    fields = []
+    for name, prop in schema["properties"].items():
+        options = prop.get("anyOf", [prop])
+        nullable = any(o.get("type") == "null" for o in options)
+        main = next((o for o in options if o.get("type") != "null"), {})
+        kind = main.get("type", "text")
+        if "enum" in main:
+            kind = "choice"
+        elif kind == "array":
+            kind = "list"
+        elif kind not in ("number", "integer", "boolean"):
+            kind = "text"
+        value = getattr(defaults, name)
+        fields.append(
+            FormField(
+                name=name,
+                kind=kind,
+                description=prop.get("description", ""),
+                value=", ".join(value) if kind == "list" else value,
+                nullable=nullable,
+                minimum=main.get("minimum", main.get("exclusiveMinimum")),
+                maximum=main.get("maximum", main.get("exclusiveMaximum")),
+                exclusive_minimum="exclusiveMinimum" in main,
+                exclusive_maximum="exclusiveMaximum" in main,
+                choices=list(main.get("enum", [])),
+            )
+        )
+    return fields
+
+
+def parse_train_form(form: dict[str, str], defaults: TrainParams) -> TrainParams:
+    """TrainParams from the submitted form; raises ``ValidationError`` with pydantic's own messages.
+
+    An empty field means the library's configured value, or null for a nullable field; an unticked box is
+    false; a list is comma-separated."""
+    values: dict[str, Any] = defaults.model_dump()
+    for spec in train_form_fields(defaults):
+        raw = form.get(spec.name)
+        if spec.kind == "boolean" and not spec.nullable:
+            values[spec.name] = raw in ("on", "true", "1")
+        elif raw is None:
+            continue
+        elif raw.strip() == "":
+            values[spec.name] = None if spec.nullable else getattr(defaults, spec.name)
+        elif spec.kind == "list":
+            values[spec.name] = [part.strip() for part in raw.split(",") if part.strip()]
+        else:
+            values[spec.name] = raw.strip()
+    return TrainParams.model_validate(values)
+
+
+def validation_messages(exc: ValidationError) -> list[str]:
+    return [f"{'.'.join(map(str, e['loc'])) or 'parameters'}: {e['msg']}" for e in exc.errors()]
+
+
+# -- adapters ----------------------------------------------------------------------------------------------
+
+
+def leaderboard(registry: Any, library: str) -> dict[str, Any]:
+    """Base model, production and every other adapter with its latest evaluation, side by side."""
+    rows: list[dict[str, Any]] = []
+    base_metrics: dict[str, float] | None = None
+    for adapter in registry.adapters(library):
+        evaluation = registry.latest_evaluation(library, adapter.version)
+        metrics = evaluation.metrics.get("candidate", {}) if evaluation else {}
+        if evaluation and "base" in evaluation.metrics:
+            base_metrics = evaluation.metrics["base"]  # the latest evaluation's base figures
+        rows.append(
+            {
+                "name": adapter.served_name,
+                "version": adapter.version,
+                "status": adapter.status,
+                "dataset": adapter.dataset_version,
+                "created_at": adapter.created_at,
+                "metrics": metrics,
+                "decision": evaluation.decision if evaluation else None,
+                "reasons": evaluation.reasons.splitlines() if evaluation else [],
+                "evaluated_at": evaluation.created_at if evaluation else None,
+            }
+        )
+    order = {"production": 0, "previous": 1, "candidate": 2, "rejected": 3, "retired": 4}
+    rows.sort(key=lambda r: (order.get(r["status"], 5), -r["version"]))
+    if base_metrics is not None:
+        rows.insert(
+            0,
+            {
+                "name": "base model",
+                "version": None,
+                "status": "base",
+                "metrics": base_metrics,
+                "dataset": None,
+                "decision": None,
+                "reasons": [],
+                "created_at": None,
+                "evaluated_at": None,
+            },
+        )
+    seen = {k for r in rows for k in r["metrics"]}
+    metrics = [m for m in METRIC_ORDER if m in seen] + sorted(seen - set(METRIC_ORDER))
+    best: dict[str, float] = {}
+    for metric in metrics:
+        values = [r["metrics"][metric] for r in rows if isinstance(r["metrics"].get(metric), int | float)]
+        if values:
+            best[metric] = min(values) if metric in LOWER_IS_BETTER else max(values)
+    return {"rows": rows, "metrics": metrics, "best": best}

