@@ -63,7 +63,8 @@ def retrain_dag(library: LibraryConfig) -> DAG:
         )
         if cron
         else [dataset_asset(name)],
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        # No start_date: a new or unpaused DAG waits for its next scheduled time instead of running for the
+        # latest past one at once.
         catchup=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,

@@ -40,7 +40,8 @@ for _name, _library, _error in libraries():
             tz=_library.timezone,
         ),
         schedule=CronTriggerTimetable(_schedule, timezone=_library.timezone) if _schedule else None,
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        # No start_date: a new or unpaused DAG waits for its next scheduled time instead of running for the
+        # latest past one at once.
         catchup=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,

@@ -104,6 +104,23 @@ def server_settings() -> Iterator[Settings]:
         stop_server(settings, name)
 
 
+def terminate_connections(database: str) -> int:
+    """Kill every connection to ``database`` on the running server, as a PostgreSQL restart does to its clients."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :db AND pid <> pg_backend_pid()"
+            ),
+            {"db": database},
+        ).scalar()
+    admin.dispose()
+    return int(killed or 0)
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh database on the running PostgreSQL server, dropped afterwards."""

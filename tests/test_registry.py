@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from conftest import terminate_connections
 from sqlalchemy import inspect
 
 from doctune.registry import VERSION_TABLE, Registry, migrate
@@ -142,3 +143,23 @@ def test_lease_is_exclusive_expires_and_can_replace_a_dead_holder(registry: Regi
     registry.release_lease("train:acme", "c")
     assert registry.lease("train:acme") is None
     assert registry.acquire_lease("train:other", "d", ttl=60)  # one lease per name
+
+
+def test_the_registry_survives_a_postgres_restart(postgres_url: str, tmp_path: Path) -> None:
+    """Every connection of the pool dies (what a server restart does to clients): the next call reconnects, and the
+    data written before is all there, once."""
+    migrate(postgres_url)
+    registry = Registry(postgres_url)
+    _dataset(registry, 1)
+    version = _adapter(registry, tmp_path, "before")
+    registry.promote("acme", version)
+    assert registry.engine.pool.checkedin() >= 1  # pooled connections that the "restart" will kill
+
+    killed = terminate_connections(registry.engine.url.database)
+    assert killed >= 1
+
+    assert registry.aliases() == {"acme": f"acme@v{version}"}
+    with pytest.raises(Exception, match="duplicate key|UNIQUE"):
+        _dataset(registry, 1)  # a retried task cannot write the same version twice
+    assert [d.version for d in [registry.latest_dataset("acme")] if d] == [1]
+    assert [a.version for a in registry.adapters("acme")] == [version]

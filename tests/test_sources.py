@@ -1,5 +1,11 @@
+import base64
 import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
@@ -7,7 +13,7 @@ from doctune.config import LibraryConfig, Settings
 from doctune.demo import edit_demo_docs
 from doctune.errors import DoctuneError
 from doctune.registry import Registry
-from doctune.sources import redact_url, sync, sync_repository
+from doctune.sources import GitCredentials, redact_url, sync, sync_repository
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -73,3 +79,79 @@ def test_credentials_never_appear_in_errors(settings: Settings) -> None:
         sync_repository(library, settings)
     assert "s3cr3t-token" not in str(info.value) and "***@127.0.0.1" in str(info.value)
     assert redact_url("https://user:pw@host/x") == "https://***@host/x"
+
+
+USER, TOKEN = "ci-bot", "s3cr3t-t0ken-value"
+
+
+@pytest.fixture
+def private_http_repo(demo_repo: Path) -> Iterator[str]:
+    """The demo repository behind git's smart-HTTP backend (``git http-backend``) that demands basic auth."""
+    expected = "Basic " + base64.b64encode(f"{USER}:{TOKEN}".encode()).decode()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ.get("HTTP_AUTHORIZATION") != expected:
+            start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"')])
+            return [b"authentication required\n"]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        cgi = {
+            "GIT_PROJECT_ROOT": str(demo_repo.parent),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REMOTE_USER": USER,
+            **{k: str(environ.get(k, "")) for k in ("PATH_INFO", "QUERY_STRING", "REQUEST_METHOD", "CONTENT_TYPE")},
+            "HTTP_CONTENT_ENCODING": str(environ.get("HTTP_CONTENT_ENCODING", "")),
+            "CONTENT_LENGTH": str(length),
+        }
+        body = environ["wsgi.input"].read(length)
+        out = subprocess.run(["git", "http-backend"], input=body, env=cgi, capture_output=True, check=True).stdout
+        head, _, payload = out.partition(b"\r\n\r\n")
+        headers = [tuple(line.decode().split(": ", 1)) for line in head.split(b"\r\n") if line]
+        status = next((v for k, v in headers if k.lower() == "status"), "200 OK")
+        start_response(status, [(k, v) for k, v in headers if k.lower() != "status"])
+        return [payload]
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:  # keep the server's access log out of the test output
+            pass
+
+    server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/{demo_repo.name}"
+    server.shutdown()
+
+
+def test_https_credentials_reach_git_through_askpass_only(
+    settings: Settings, private_http_repo: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    library = LibraryConfig(name="private", package="ledgerkite", repo_url=private_http_repo)
+    refused = "refused access: it needs credentials, or the ones given were refused. In Airflow, set git_conn_id"
+    with pytest.raises(DoctuneError, match=refused):
+        sync_repository(library, settings)  # no credentials: refused, and no prompt hangs the task
+    with pytest.raises(DoctuneError, match=refused):
+        sync_repository(library, settings, credentials=GitCredentials(USER, "wrong-token"))
+
+    caplog.set_level("DEBUG")
+    tree, commit = sync_repository(library, settings, credentials=GitCredentials(USER, TOKEN))
+    assert (tree / "ledgerkite" / "envelopes.py").is_file() and len(commit) == 40
+    result = sync(library, settings, GitCredentials(USER, TOKEN))  # fetch into the existing clone
+    assert result.commit == commit
+
+    config = (tree / ".git" / "config").read_text()
+    assert TOKEN not in config and USER not in config  # nothing stored with the clone
+    assert TOKEN not in caplog.text and TOKEN not in repr(GitCredentials(USER, TOKEN))
+    assert not list(Path(tempfile.gettempdir()).glob("doctune-askpass-*"))  # the askpass program is gone
+
+
+def test_a_repository_that_becomes_unreachable_fails_sync_and_keeps_what_was_recorded(
+    settings: Settings, library: LibraryConfig, demo_repo: Path
+) -> None:
+    first = sync(library, settings)
+    demo_repo.rename(demo_repo.with_name("moved-away"))
+    with pytest.raises(DoctuneError) as failure:
+        sync(library, settings)
+    message = str(failure.value)
+    assert message.startswith(f"repository {library.repo_url} does not exist or is unreachable: check 'repo_url'")
+    assert "\n" not in message  # one line in the task log
+    snapshot = Registry.open(settings).latest_snapshot(library.name)
+    assert snapshot is not None and snapshot.commit == first.commit  # the last good state is what stays recorded

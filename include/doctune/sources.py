@@ -76,6 +76,12 @@ def redact_url(url: str) -> str:
 def _explain_git_failure(url: str, branch: str, stderr: str) -> str:
     shown = redact_url(url)
     text = stderr.lower()
+    if any(s in text for s in ("could not read username", "could not read password", "authentication failed")):
+        return (
+            f"repository {shown} refused access: it needs credentials, or the ones given were refused. In Airflow, set "
+            "git_conn_id in the library config to a Connection with login = user and password = a read token; "
+            "for the CLI, configure a git credential helper"
+        )
     if "remote branch" in text and "not found" in text or "couldn't find remote ref" in text:
         return f"branch {branch!r} does not exist in {shown}: set 'branch' in the library config to an existing branch"
     if any(
