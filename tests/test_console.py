@@ -110,6 +110,43 @@ def test_training_form_is_trainparams_and_bad_input_shows_pydantics_message(
     assert client.app.state.launcher.launches == []  # type: ignore[attr-defined]  # nothing was started
 
 
+def test_with_airflow_configured_start_triggers_the_retrain_dag(settings: Settings, library: LibraryConfig) -> None:
+    """In production the console does not train: it triggers the library's retrain DAG through Airflow's REST API
+    with the DAG form's parameters (training then runs on the GPU worker)."""
+    import json
+
+    calls: list[tuple[str, dict[str, Any], str]] = []
+    refuse = {"now": False}
+
+    def airflow(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        calls.append((request.url.path, body, request.headers.get("authorization", "")))
+        if request.url.path == "/auth/token":
+            ok = body == {"username": "console", "password": "s3cret-pw"}
+            return httpx.Response(201 if ok else 401, json={"access_token": "jwt-1"} if ok else {"detail": "no"})
+        if refuse["now"]:
+            return httpx.Response(400, json={"detail": "Invalid input for param max_steps: 0 is less than 1"})
+        return httpx.Response(200, json={"dag_run_id": "manual__2026-11-28"})
+
+    console = ConsoleSettings(
+        airflow_api_url="http://airflow.test:8080", airflow_username="console", airflow_password="s3cret-pw"
+    )
+    client = TestClient(create_app(settings, console, httpx.MockTransport(airflow)), follow_redirects=False)
+    page = client.get(f"/training/{library.name}").text
+    assert "doctune_retrain__ledgerkite" in page and 'name="seed"' not in page  # only the DAG form's fields
+    started = client.post(f"/training/{library.name}/start", data={"max_steps": "7", "learning_rate": "0.0005"})
+    assert started.status_code == 303 and "manual__2026-11-28" in started.headers["location"]
+    path, body, auth = calls[-1]
+    assert path == "/api/v2/dags/doctune_retrain__ledgerkite/dagRuns" and auth == "Bearer jwt-1"
+    assert body["logical_date"] is None
+    assert body["conf"]["max_steps"] == 7 and body["conf"]["learning_rate"] == 0.0005
+    assert "seed" not in body["conf"] and "s3cret-pw" not in started.headers["location"]
+    assert client.app.state.launcher.launches == []  # type: ignore[attr-defined]  # nothing trained here
+    refuse["now"] = True
+    refused = client.post(f"/training/{library.name}/start", data={"max_steps": "7"})
+    assert refused.status_code == 409 and "Airflow refused to trigger doctune_retrain__ledgerkite (400)" in refused.text
+
+
 def test_dead_servers_are_a_message_naming_the_url_and_the_fix(settings: Settings, library: LibraryConfig) -> None:
     client = _client(settings.model_copy(update={"vllm_url": DEAD, "gateway_url": DEAD}))
     chat = client.get("/chat")

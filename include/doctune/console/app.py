@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlencode, urlparse
 
 import httpx
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -62,6 +62,14 @@ class ConsoleSettings(BaseSettings):
     )
     tensorboard_url: str = Field(default="http://127.0.0.1:6006", description="TensorBoard, for links from runs.")
     airflow_url: str = Field(default="", description="Airflow's web UI, for a link in the header (optional).")
+    airflow_api_url: str = Field(
+        default="",
+        description="Airflow's API server (e.g. http://airflow-apiserver:8080). Set: start and resume trigger the "
+        "library's retrain DAG through Airflow's REST API, so training runs on the GPU worker. Empty: they run "
+        "`doctune train run` in the background on this host (local use).",
+    )
+    airflow_username: str = Field(default="", description="Airflow user the console triggers runs as.")
+    airflow_password: SecretStr | None = Field(default=None, description="That user's password.")
     secure_cookie: bool = Field(
         default=False, description="Mark the session cookie Secure (set behind an HTTPS proxy)."
     )
@@ -133,6 +141,47 @@ class Launcher:
         return [launch for launch in reversed(self.launches) if launch.library == library][:5]
 
 
+class Airflow:
+    """Triggers a library's retrain DAG through Airflow's REST API (token from /auth/token, then a DAG run)."""
+
+    def __init__(self, console: ConsoleSettings, transport: httpx.BaseTransport | None = None):
+        self.url = console.airflow_api_url.rstrip("/")
+        self.username = console.airflow_username
+        self.password = console.airflow_password.get_secret_value() if console.airflow_password else ""
+        self.transport = transport
+
+    @staticmethod
+    def _detail(reply: httpx.Response) -> str:
+        try:
+            detail = reply.json().get("detail", reply.text)
+        except ValueError:
+            detail = reply.text
+        return str(detail)[:500]
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        try:
+            with httpx.Client(base_url=self.url, timeout=30, transport=self.transport) as client:
+                token = client.post("/auth/token", json={"username": self.username, "password": self.password})
+                if token.status_code not in (200, 201):
+                    raise DoctuneError(
+                        f"Airflow at {self.url} refused the console's login ({token.status_code}): check "
+                        "DOCTUNE_CONSOLE_AIRFLOW_USERNAME and DOCTUNE_CONSOLE_AIRFLOW_PASSWORD"
+                    )
+                reply = client.post(
+                    f"/api/v2/dags/{dag_id}/dagRuns",
+                    json={"logical_date": None, "conf": conf},
+                    headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+                )
+        except httpx.TransportError as exc:
+            raise DoctuneError(
+                f"Airflow at {self.url} is not reachable ({type(exc).__name__}): check the api-server and "
+                "DOCTUNE_CONSOLE_AIRFLOW_API_URL"
+            ) from None
+        if reply.status_code not in (200, 201):
+            raise DoctuneError(f"Airflow refused to trigger {dag_id} ({reply.status_code}): {self._detail(reply)}")
+        return str(reply.json().get("dag_run_id", ""))
+
+
 # -- the app -----------------------------------------------------------------------------------------------
 
 
@@ -187,12 +236,33 @@ def _back(path: str, **message: str) -> RedirectResponse:
     return RedirectResponse(f"{path}{separator}{urlencode(message)}" if message else path, status_code=303)
 
 
-def create_app(settings: Settings | None = None, console: ConsoleSettings | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    console: ConsoleSettings | None = None,
+    airflow_transport: httpx.BaseTransport | None = None,  # tests: a fake Airflow
+) -> Starlette:
+    from doctune.config import train_form
+
     settings = settings or Settings()
     console = console or ConsoleSettings()
     keys = console.key_list
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     launcher = Launcher(settings)
+    airflow = Airflow(console, airflow_transport) if console.airflow_api_url else None
+
+    def form_fields(library: LibraryConfig) -> set[str] | None:
+        """Through Airflow, the retrain DAG's form decides which parameters a run takes; locally, all of them."""
+        return set(train_form(library)) if airflow else None
+
+    def start(library: LibraryConfig, params: TrainParams, dataset_version: int | None, what: str) -> str:
+        if airflow is None:
+            launch = launcher.train(library.name, params, dataset_version, what)
+            return f"{what}: `doctune train run` in the background (process {launch.process.pid})"
+        only = form_fields(library) or set()
+        conf = {k: v for k, v in params.model_dump().items() if k in only}
+        run_id = airflow.trigger(f"doctune_retrain__{library.name}", conf)
+        return f"{what}: Airflow run {run_id} of doctune_retrain__{library.name} (it trains on the GPU worker)"
+
     gateway_headers = {"Authorization": f"Bearer {settings.api_keys[0]}"} if settings.api_keys else {}
     registries: list[Any] = []
 
@@ -441,7 +511,7 @@ def create_app(settings: Settings | None = None, console: ConsoleSettings | None
         library = pick_library(request, request.path_params.get("library"))
         runs = list(reversed(registry().runs(library.name))) if library else []
         datasets = [d.version for d in registry().datasets(library.name)] if library else []
-        fields = data.train_form_fields(library.train) if library else []
+        fields = data.train_form_fields(library.train, form_fields(library)) if library else []
         if values is not None:
             for spec in fields:
                 if spec.name in values:
@@ -456,19 +526,20 @@ def create_app(settings: Settings | None = None, console: ConsoleSettings | None
             fields=fields,
             form_errors=form_error or [],
             launches=launcher.recent(library.name) if library else [],
+            through_airflow=airflow is not None,
         )
 
     async def training_start(request: Request) -> Response:
         library = get_library(settings, request.path_params["library"])
         form = {k: str(v) for k, v in (await request.form()).items()}
         try:
-            params = data.parse_train_form(form, library.train)
+            params = data.parse_train_form(form, library.train, form_fields(library))
         except ValidationError as exc:
             return await training_page(request, data.validation_messages(exc), form)
         version = form.get("dataset_version", "")
         dataset_version = int(version) if version.isdigit() else None
-        launch = launcher.train(library.name, params, dataset_version, "started from the console")
-        return _back(f"/training/{library.name}", ok=f"training started (process {launch.process.pid})")
+        started = await run_in_threadpool(start, library, params, dataset_version, "training started")
+        return _back(f"/training/{library.name}", ok=started)
 
     async def training_stop(request: Request) -> Response:
         from doctune.train import request_stop
@@ -495,8 +566,9 @@ def create_app(settings: Settings | None = None, console: ConsoleSettings | None
         if run.status in ("running", "succeeded"):
             raise DoctuneError(f"run {run.id} is {run.status}: only a stopped, interrupted or failed run resumes")
         params = TrainParams.model_validate(run.params)
-        launcher.train(run.library, params, run.dataset_version, f"resuming run {run.id}")
-        return _back(f"/training/{run.library}", ok=f"resuming run {run.id} from its last checkpoint")
+        library = get_library(settings, run.library)
+        started = await run_in_threadpool(start, library, params, run.dataset_version, f"resuming run {run.id}")
+        return _back(f"/training/{run.library}", ok=f"{started}; it continues from the last checkpoint")
 
     async def run_page(request: Request) -> Response:
         run = _run(request)

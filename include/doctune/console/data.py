@@ -21,6 +21,7 @@ SPLITS = ("train", "eval", "rejected")
 # Leaderboard columns first in this order (what the gate reads), then any other metric the suite produced.
 METRIC_ORDER = ("heldout_loss", "api_score", "exec_pass_at_1", "general_pass_at_1", "hallucination_rate")
 LOWER_IS_BETTER = {"heldout_loss", "hallucination_rate", "answers_with_hallucination"}
+NOT_RANKED = {"library_references"}  # a count, not a quality
 
 
 def libraries(settings: Settings) -> tuple[list[LibraryConfig], list[str]]:
@@ -203,12 +204,15 @@ class FormField:
         return ", ".join(b for b in (low, high) if b)
 
 
-def train_form_fields(defaults: TrainParams) -> list[FormField]:
-    """The start form: every TrainParams field with its JSON-schema type, bounds and description, prefilled with
-    ``defaults`` (the library's configured parameters). The Airflow trigger form derives from the same model."""
+def train_form_fields(defaults: TrainParams, only: set[str] | None = None) -> list[FormField]:
+    """The start form: every TrainParams field (or those in ``only``: the retrain DAG's form when runs go through
+    Airflow) with its JSON-schema type, bounds and description, prefilled with ``defaults`` (the library's
+    configured parameters). The Airflow trigger form derives from the same model."""
     schema = TrainParams.model_json_schema()
     fields = []
     for name, prop in schema["properties"].items():
+        if only is not None and name not in only:
+            continue
         options = prop.get("anyOf", [prop])
         nullable = any(o.get("type") == "null" for o in options)
         main = next((o for o in options if o.get("type") != "null"), {})
@@ -237,13 +241,13 @@ def train_form_fields(defaults: TrainParams) -> list[FormField]:
     return fields
 
 
-def parse_train_form(form: dict[str, str], defaults: TrainParams) -> TrainParams:
+def parse_train_form(form: dict[str, str], defaults: TrainParams, only: set[str] | None = None) -> TrainParams:
     """TrainParams from the submitted form; raises ``ValidationError`` with pydantic's own messages.
 
     An empty field means the library's configured value, or null for a nullable field; an unticked box is
     false; a list is comma-separated."""
     values: dict[str, Any] = defaults.model_dump()
-    for spec in train_form_fields(defaults):
+    for spec in train_form_fields(defaults, only):
         raw = form.get(spec.name)
         if spec.kind == "boolean" and not spec.nullable:
             values[spec.name] = raw in ("on", "true", "1")
@@ -309,6 +313,6 @@ def leaderboard(registry: Any, library: str) -> dict[str, Any]:
     best: dict[str, float] = {}
     for metric in metrics:
         values = [r["metrics"][metric] for r in rows if isinstance(r["metrics"].get(metric), int | float)]
-        if values:
+        if metric not in NOT_RANKED and len(set(values)) > 1:  # a tie everywhere has no best
             best[metric] = min(values) if metric in LOWER_IS_BETTER else max(values)
     return {"rows": rows, "metrics": metrics, "best": best}

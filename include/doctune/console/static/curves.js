@@ -9,7 +9,10 @@ const GROUPS = [
   ["loss", ["train/loss", "eval/loss"]],
   ["learning rate", ["train/learning_rate"]],
   ["grad norm", ["train/grad_norm"]],
+  ["tokens per second", ["train/tokens_per_second"]],
 ];
+// Scalars that are bookkeeping, not curves (TensorBoard itself shows them all).
+const SKIP = /^train\/(epoch|num_|train_|total_flos|entropy|mean_token)|^eval\/(runtime|samples|steps|num_)/;
 
 function el(name, attrs, parent) {
   const node = document.createElementNS(SVG, name);
@@ -67,7 +70,7 @@ async function refresh() {
     if (series.length) figures.push(chart(title, series));
   }
   for (const [tag, points] of Object.entries(scalars)) {
-    if (!used.has(tag) && points.length > 1 && !tag.startsWith("train/epoch")) figures.push(chart(tag, [{ tag, points }]));
+    if (!used.has(tag) && points.length > 1 && !SKIP.test(tag)) figures.push(chart(tag, [{ tag, points }]));
   }
   if (figures.length) charts.replaceChildren(...figures);
   charts.dataset.points = String((scalars["train/loss"] || []).length);
