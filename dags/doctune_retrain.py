@@ -73,15 +73,27 @@ def retrain_dag(library: LibraryConfig) -> DAG:
         tags=["doctune", name, "retrain"],
     ) as dag:
         check = CheckParamsOperator(
-            task_id="check_params", library=name, form={key: f"{{{{ params.{key} }}}}" for key in form}, retries=0
+            task_id="check_params",
+            library=name,
+            form={key: f"{{{{ params.{key} }}}}" for key in form},
+            retries=0,
+            doc_md="Validates the form against TrainParams and the server's limits; skip_gate only for "
+            "DOCTUNE_ADMINS. **Failed**: the log names the field; trigger again with a valid value.",
         )
-        sync = SyncOperator(task_id="sync", library=name)
+        sync = SyncOperator(
+            task_id="sync",
+            library=name,
+            doc_md="Fetches the repository. **Failed**: unreachable repository, missing branch or refused "
+            "credentials (the log says which); production keeps serving.",
+        )
         corpus = CorpusOperator(
             task_id="build_corpus",
             library=name,
             commit=_pull("sync", "commit"),
             force=_pull("check_params", "force_rebuild"),
             skip_unchanged=False,
+            doc_md="Builds a dataset version if the docs changed (or force_rebuild), else passes the latest on. "
+            "**Failed**: nothing is written; the log names the file or setting at fault.",
         )
         train = TrainOperator(
             task_id="train",
@@ -96,6 +108,8 @@ def retrain_dag(library: LibraryConfig) -> DAG:
             execution_timeout=timedelta(hours=6),
             retries=3,
             retry_delay=timedelta(seconds=30),
+            doc_md="LoRA training on the gpu worker, one per library at a time. **Failed or stopped**: the retry "
+            "resumes from the last checkpoint; mark it failed to stop with a checkpoint.",
         )
         # Held-out loss runs the model in-process: evaluation belongs on the GPU worker too.
         evaluate = EvaluateOperator(
@@ -105,6 +119,8 @@ def retrain_dag(library: LibraryConfig) -> DAG:
             queue="gpu",
             pool="gpu",
             execution_timeout=timedelta(hours=2),
+            doc_md="Runs the suite on base, production and candidate and records the gate's decision and reasons "
+            "(`doctune eval show`). **Failed**: usually vLLM unreachable; production is untouched.",
         )
         deploy = DeployOperator(
             task_id="deploy",
@@ -113,6 +129,8 @@ def retrain_dag(library: LibraryConfig) -> DAG:
             decision=_pull("evaluate", "decision"),
             skipped_gate_by=_pull("check_params", "skipped_gate_by"),
             outlets=[adapter_asset(name)],
+            doc_md="Loads the approved adapter, smoke-tests it and moves the stable name. **Skipped**: the gate "
+            "rejected it. **Failed**: the alias did not move; the registry records why.",
         )
         check >> sync >> corpus >> train >> evaluate >> deploy
     return dag

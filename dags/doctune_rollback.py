@@ -47,6 +47,10 @@ for _name, _library, _error in libraries():
         tags=["doctune", _name, "rollback"],
     ) as _dag:
         RollbackOperator(
-            task_id="rollback", library=_name, to_version="{{ params.to_version }}", outlets=[adapter_asset(_name)]
+            task_id="rollback",
+            library=_name,
+            to_version="{{ params.to_version }}",
+            outlets=[adapter_asset(_name)],
+            doc_md="Moves the stable name. **Failed**: nothing changed; the log says why.",
         )
     globals()[_dag.dag_id] = _dag

@@ -6,7 +6,6 @@ git import here), so parsing stays fast. A broken config is reported by its retr
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable
 
 from operators import CorpusOperator, SyncOperator
@@ -48,11 +47,16 @@ for _name, _library, _error in libraries():
         render_template_as_native_obj=True,
         tags=["doctune", _name, "sync"],
     ) as _dag:
-        _sync = SyncOperator(task_id="sync", library=_name)
+        _sync = SyncOperator(
+            task_id="sync",
+            library=_name,
+            doc_md="Fetches the repository. **Failed**: the log says why; production keeps serving.",
+        )
         _sync >> CorpusOperator(
             task_id="build_corpus",
             library=_name,
             commit="{{ ti.xcom_pull(task_ids='sync')['commit'] }}",
             outlets=[dataset_asset(_name)],
+            doc_md="Builds and publishes a dataset version when the docs changed; **skipped** when they did not.",
         )
     globals()[_dag.dag_id] = _dag

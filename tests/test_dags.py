@@ -49,6 +49,7 @@ def test_house_rules(dagbag) -> None:  # noqa: ANN001
         assert dag.tags and "doctune" in dag.tags, dag_id
         assert dag.doc_md, dag_id
         for task in dag.tasks:
+            assert task.doc_md or task.task_id == "config_error", (dag_id, task.task_id)
             # Only tasks that judge input fail for good: a bad config or form value does not get better on retry.
             judges_input = task.task_id in ("config_error", "check_params")
             assert task.retries >= (0 if judges_input else 1), (dag_id, task.task_id)
