@@ -269,6 +269,13 @@ def shoot(page: Any, name: str) -> None:
     FIGURES["console screenshots"] = str(ARTIFACTS)
 
 
+def flash(page: Any, text: str) -> None:
+    """Wait for the page that an action redirected to: its message starts with ``text``."""
+    page.wait_for_function(
+        "text => (document.querySelector('#flash-ok')?.textContent || '').startsWith(text)", arg=text
+    )
+
+
 def no_error(page: Any) -> None:
     assert page.locator("#flash-error").count() == 0, page.locator("#flash-error").inner_text()
 
@@ -344,12 +351,14 @@ def test_dataset_diff_and_pair_browser(page: Any, stack: Stack) -> None:
     page.goto("/datasets/consolelib/v2")
     page.select_option("#filter-split", "rejected")
     page.click("#filter")
+    page.wait_for_url("**/datasets/consolelib/v2?split=rejected&*")
     rows = page.locator("#pairs tbody tr.rejected")
     assert rows.count() >= 1
     assert all(reason.strip() for reason in rows.locator(".reason").all_inner_texts())
     page.select_option("#filter-split", "")
     page.select_option("#filter-path", "docs/envelopes.md")
     page.click("#filter")
+    page.wait_for_url("**/datasets/consolelib/v2?split=&path=docs%2Fenvelopes.md&*")
     paths = page.locator("#pairs tbody td:nth-child(4) .muted").all_inner_texts()
     assert paths and all(p.startswith("docs/envelopes.md ·") for p in paths)
     shoot(page, "dataset-pairs")
@@ -363,7 +372,7 @@ def test_start_stop_and_resume_a_training_run(page: Any, stack: Stack) -> None:
     page.goto("/training/consolelib")
     page.fill("input[name='max_steps']", "5000")  # far more than the test waits for
     page.click("#start-training")
-    page.wait_for_selector("#flash-ok")
+    flash(page, "training started")
 
     def new_run(status: str, exclude: set[int]) -> Any:
         return next((r for r in registry.runs("consolelib", status=status) if r.id not in exclude), None)
@@ -376,7 +385,7 @@ def test_start_stop_and_resume_a_training_run(page: Any, stack: Stack) -> None:
     shoot(page, "training-run")
 
     page.click("#stop-run")
-    page.wait_for_selector("#flash-ok")
+    flash(page, "stop requested")
     stopped = wait_until(lambda: registry.run(run.id).status == "stopped" and registry.run(run.id), "the stop")
     checkpoints = sorted((Path(run.output_dir) / "checkpoints").glob("checkpoint-*"))
     assert checkpoints, "a stopped run keeps a checkpoint"
@@ -385,7 +394,7 @@ def test_start_stop_and_resume_a_training_run(page: Any, stack: Stack) -> None:
     shoot(page, "training-stopped")
 
     page.click("#resume-run")
-    page.wait_for_selector("#flash-ok")
+    flash(page, f"resuming run {run.id}")
     resumed = wait_until(lambda: new_run("running", before | {run.id}), "the resumed run")
     assert resumed.output_dir == run.output_dir  # same folder: it continues from the checkpoint
     page.goto(f"/runs/{resumed.id}")
@@ -404,13 +413,13 @@ def test_promote_and_roll_back(page: Any, stack: Stack) -> None:
     page.on("dialog", lambda dialog: dialog.accept())  # v2 was never evaluated: the page asks first
     page.goto("/adapters/consolelib")
     page.click("#promote-v2")
-    page.wait_for_selector("#flash-ok")
+    flash(page, "consolelib now answers with consolelib@v2")
     assert registry.aliases()["consolelib"] == "consolelib@v2"
     assert page.locator("#production").inner_text() == "consolelib@v2"
     shoot(page, "adapters-promoted")
 
     page.click("#rollback")
-    page.wait_for_selector("#flash-ok")
+    flash(page, "consolelib rolled back to consolelib@v1")
     assert registry.aliases()["consolelib"] == "consolelib@v1"
     assert [(d.action, d.adapter_version) for d in registry.deployments("consolelib")][-2:] == [
         ("promote", 2),
@@ -427,11 +436,11 @@ def test_unload_and_load_by_hand(page: Any, stack: Stack) -> None:
     page.goto("/models")
     assert page.locator("#loaded-models tr[data-name='consolelib@v1'] button.unload").count() == 0  # production
     page.click("#unload-consolelib-v2")
-    page.wait_for_selector("#flash-ok")
+    flash(page, "unloaded consolelib@v2")
     assert "consolelib@v2" not in {m["id"] for m in vllm.models()}
     page.select_option("#load-name", "consolelib@v2")
     page.click("#load")
-    page.wait_for_selector("#flash-ok")
+    flash(page, "loaded consolelib@v2")
     assert "consolelib@v2" in {m["id"] for m in vllm.models()}
     assert page.locator("#loaded-models tr[data-name='consolelib@v2']").count() == 1
     shoot(page, "models")
