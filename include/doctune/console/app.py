@@ -726,7 +726,7 @@ def create_app(
         Route("/models/{action:str}", guarded(model_action), methods=["POST"]),
     ]
     app = Starlette(routes=routes)
-    app.add_middleware(Guard, keys=keys)  # type: ignore[arg-type]
+    app.add_middleware(Guard, keys=keys)
     app.state.launcher = launcher
     return app
 

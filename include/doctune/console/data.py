@@ -215,7 +215,7 @@ def train_form_fields(defaults: TrainParams, only: set[str] | None = None) -> li
             continue
         options = prop.get("anyOf", [prop])
         nullable = any(o.get("type") == "null" for o in options)
-        main = next((o for o in options if o.get("type") != "null"), {})
+        main: dict[str, Any] = next((o for o in options if o.get("type") != "null"), {})
         kind = main.get("type", "text")
         if "enum" in main:
             kind = "choice"
