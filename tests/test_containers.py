@@ -122,7 +122,7 @@ def test_compose_config_is_valid_with_env_example() -> None:
 
 
 def test_expected_services_exist() -> None:
-    expected = AIRFLOW_SERVICES | {"postgres", "redis", "vllm", "gateway", "tensorboard"}
+    expected = AIRFLOW_SERVICES | {"postgres", "redis", "vllm", "gateway", "tensorboard", "console"}
     missing = expected - set(_services())
     assert not missing, f"missing services: {sorted(missing)}"
 
@@ -162,7 +162,7 @@ def test_only_gateway_apiserver_tensorboard_are_published() -> None:
         for name, svc in _services().items()
         if svc.get("ports")
     }
-    assert published == {"airflow-apiserver": [8080], "gateway": [8100], "tensorboard": [6006]}
+    assert published == {"airflow-apiserver": [8080], "gateway": [8100], "tensorboard": [6006], "console": [8200]}
 
 
 def test_gpu_worker_and_vllm_reserve_an_nvidia_gpu() -> None:
@@ -238,13 +238,28 @@ def test_init_creates_the_stack_pools() -> None:
     assert "airflow db migrate" in script
 
 
+def test_console_runs_doctune_console_behind_a_login() -> None:
+    console = _services()["console"]
+    assert console["command"][:2] == ["doctune", "console"] and "8200" in console["command"]
+    env = _env("console")
+    assert env["DOCTUNE_CONSOLE_KEYS"], "the console must not be open to anyone who reaches the port"
+    assert env["DOCTUNE_CONSOLE_AIRFLOW_API_URL"] == "http://airflow-apiserver:8080"
+    assert env["DOCTUNE_DATABASE_URL"] == _env("airflow-scheduler")["DOCTUNE_DATABASE_URL"]
+
+
 def test_env_example_has_no_real_secrets() -> None:
     values = {}
     for line in ENV_EXAMPLE.read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
-    for key in ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "DOCTUNE_GATEWAY_API_KEYS", "VLLM_API_KEY"):
+    for key in (
+        "AIRFLOW_JWT_SECRET",
+        "AIRFLOW_FERNET_KEY",
+        "DOCTUNE_GATEWAY_API_KEYS",
+        "VLLM_API_KEY",
+        "DOCTUNE_CONSOLE_KEYS",
+    ):
         assert values.get(key, "").startswith("CHANGE_ME"), f"{key} must be a placeholder"
     for key in (
         "AIRFLOW_UID",
