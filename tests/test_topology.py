@@ -276,6 +276,12 @@ def test_schedules_are_registered(stack: Stack) -> None:
     assert sync["timetable_summary"] == "*/15 * * * *"
 
 
+def test_the_airflow_ui_links_to_the_console(stack: Stack) -> None:
+    plugins = stack.api("GET", "/api/v2/plugins").json()["plugins"]
+    views = [view for plugin in plugins if plugin["name"] == "doctune" for view in plugin["external_views"]]
+    assert [(view["name"], view["href"]) for view in views] == [("doctune console", "http://localhost:8200")]
+
+
 def test_out_of_range_parameters_are_refused_by_the_trigger(stack: Stack) -> None:
     reply = stack.trigger({"lora_rank": 999})
     assert reply.status_code == 400 and "lora_rank" in reply.text, reply.text
