@@ -46,7 +46,7 @@ demo: setup
 
 # Headless Chromium for the console's browser tests: Debian's package, driven by Playwright (no browser download).
 chromium:
-	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 test: setup $(UNSLOTH_VENV)/.installed chromium
 	$(VENV)/bin/ruff check .

@@ -385,3 +385,28 @@ def test_a_killed_gpu_worker_retry_resumes_from_the_checkpoint(stack: Stack) -> 
     versions = [a.version for a in registry.adapters(LIB)]
     assert versions == [*before, (before[-1] if before else 0) + 1]  # the killed try registered nothing
     assert registry.lease(f"train:{LIB}") is None or registry.lease(f"train:{LIB}").expires_at < time.time()
+
+
+def test_marking_training_failed_in_the_ui_stops_it_with_a_checkpoint(stack: Stack) -> None:
+    registry = Registry.open(stack.settings)
+    before = [a.version for a in registry.adapters(LIB)]
+    reply = stack.trigger({"max_steps": 400, "learning_rate": 0.001})
+    assert reply.status_code == 200, reply.text
+    run_id = reply.json()["dag_run_id"]
+    running = wait_for(lambda: registry.runs(LIB, "running"), 600, "the training to start", every=2)[0]
+    checkpoints = Path(running.output_dir) / "checkpoints"
+    wait_for(lambda: sorted(checkpoints.glob("checkpoint-*")), 600, "a first checkpoint")
+
+    marked = stack.api(
+        "PATCH", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/train", json={"new_state": "failed"}
+    )
+    assert marked.status_code == 200, marked.text  # what the UI's "mark failed" sends
+
+    wait_for(lambda: registry.run(running.id).status == "stopped", 120, "the training to stop")
+    assert stack.wait_finished(run_id, 120) == "failed"
+    stop = re.search(r"stop requested: saving a checkpoint at step (\d+)", stack.task_log(run_id, "train", 1))
+    assert stop, "the SIGTERM from Airflow reached the trainer's handler"
+    step = int(stop.group(1))
+    assert 0 < step < 400 and (checkpoints / f"checkpoint-{step}" / "trainer_state.json").is_file()
+    assert [a.version for a in registry.adapters(LIB)] == before  # nothing registered
+    assert registry.lease(f"train:{LIB}") is None  # the stopped try let go of the lease
