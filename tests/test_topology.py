@@ -350,17 +350,23 @@ def test_retrain_through_the_api_runs_training_on_the_gpu_worker(stack: Stack) -
     assert max(step for _, step, _ in points) == 30  # [wall time, step, loss] up to the run's last step
 
 
+def _train_until_a_checkpoint(stack: Stack, max_steps: int) -> tuple[str, Path]:
+    """Trigger a retrain with new parameters (so it trains afresh); return its run id and checkpoint folder once
+    the training wrote its first checkpoint."""
+    registry = Registry.open(stack.settings)
+    reply = stack.trigger({"max_steps": max_steps, "learning_rate": 0.001})
+    assert reply.status_code == 200, reply.text
+    running = wait_for(lambda: registry.runs(LIB, "running"), 600, "the training to start", every=2)[0]
+    checkpoints = Path(running.output_dir) / "checkpoints"
+    wait_for(lambda: sorted(checkpoints.glob("checkpoint-*")), 600, "a first checkpoint")
+    return str(reply.json()["dag_run_id"]), checkpoints
+
+
 def test_a_killed_gpu_worker_retry_resumes_from_the_checkpoint(stack: Stack) -> None:
     registry = Registry.open(stack.settings)
     before = [a.version for a in registry.adapters(LIB)]
-    reply = stack.trigger({"max_steps": 150, "learning_rate": 0.001})
-    assert reply.status_code == 200, reply.text
-    run_id = reply.json()["dag_run_id"]
-
-    running = wait_for(lambda: registry.runs(LIB, "running"), 600, "the second training to start", every=2)[0]
-    checkpoint = wait_for(
-        lambda: sorted((Path(running.output_dir) / "checkpoints").glob("checkpoint-*")), 600, "a checkpoint"
-    )
+    run_id, checkpoints = _train_until_a_checkpoint(stack, max_steps=150)
+    checkpoint = sorted(checkpoints.glob("checkpoint-*"))
     lease = registry.lease(f"train:{LIB}")
     assert lease is not None
     holder_pid = int(lease.holder.split(":")[1])
@@ -390,12 +396,8 @@ def test_a_killed_gpu_worker_retry_resumes_from_the_checkpoint(stack: Stack) -> 
 def test_marking_training_failed_in_the_ui_stops_it_with_a_checkpoint(stack: Stack) -> None:
     registry = Registry.open(stack.settings)
     before = [a.version for a in registry.adapters(LIB)]
-    reply = stack.trigger({"max_steps": 400, "learning_rate": 0.001})
-    assert reply.status_code == 200, reply.text
-    run_id = reply.json()["dag_run_id"]
-    running = wait_for(lambda: registry.runs(LIB, "running"), 600, "the training to start", every=2)[0]
-    checkpoints = Path(running.output_dir) / "checkpoints"
-    wait_for(lambda: sorted(checkpoints.glob("checkpoint-*")), 600, "a first checkpoint")
+    run_id, checkpoints = _train_until_a_checkpoint(stack, max_steps=400)
+    running = registry.runs(LIB, "running")[0]
 
     marked = stack.api(
         "PATCH", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/train", json={"new_state": "failed"}
