@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -45,7 +46,9 @@ def test_retry_of_a_finished_run_returns_its_adapter(settings: Settings, library
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("checkpoint-*"))
     assert checkpoints == ["checkpoint-10", "checkpoint-20"]
     # A retried task (same dataset, same parameters) must not create a second version.
-    assert train(library, settings) == first
+    again = train(library, settings)
+    assert again.reused and not first.reused
+    assert dataclasses.replace(again, reused=False) == first
     assert [a.version for a in Registry.open(settings).adapters(library.name)] == [1]
     bigger = train(library, settings, params=library.train.model_copy(update={"max_steps": 25}))
     assert bigger.adapter_version == 2 and bigger.steps == 25
