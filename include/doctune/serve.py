@@ -151,6 +151,21 @@ def _spawn(
     raise DoctuneError(f"{name} was not healthy after {settings.server_start_timeout:.0f} s; see {logfile}")
 
 
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` has exited. A child of this process is reaped here: until then the zombie still answers
+    ``kill(pid, 0)``, and stopping a server this process started would wait out the whole grace period."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:  # not our child (or already reaped): its parent reaps it
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def stop_server(settings: Settings, name: str) -> bool:
     info = _running(settings, name)
     if info is None:
@@ -158,10 +173,11 @@ def stop_server(settings: Settings, name: str) -> bool:
     try:
         os.killpg(info["pid"], signal.SIGTERM)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            os.kill(info["pid"], 0)
-            time.sleep(0.2)
-        os.killpg(info["pid"], signal.SIGKILL)
+        while not _exited(info["pid"]):
+            if time.monotonic() > deadline:
+                os.killpg(info["pid"], signal.SIGKILL)
+                break
+            time.sleep(0.2)  # polling: a process we did not start gives no other signal that it exited
     except ProcessLookupError:
         pass
     _pidfile(settings, name).unlink(missing_ok=True)
