@@ -40,6 +40,11 @@ def _vllm_settings(settings: Any, vllm_conn_id: str) -> Any:
     return VLLMHook(vllm_conn_id).settings(settings)
 
 
+def _flag(value: Any) -> bool:
+    """A templated boolean: native with render_template_as_native_obj, the string "True" without."""
+    return value is True or value == "True"
+
+
 def _given(value: Any) -> bool:
     """Whether a templated optional argument was set (an empty template renders as '' or 'None')."""
     return value not in (None, "", "None")
@@ -63,7 +68,7 @@ class CheckParamsOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from pydantic import ValidationError
 
-        from doctune.config import FORM_TRAIN_FIELDS, TrainParams
+        from doctune.config import FORM_TRAIN_FIELDS, TrainParams, validation_messages
 
         library, settings = _library(self.library)
         form = dict(self.form or {})
@@ -71,8 +76,7 @@ class CheckParamsOperator(BaseOperator):
         try:
             params = TrainParams.model_validate(library.train.model_dump() | overrides)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise AirflowFailException(f"invalid training parameters: {problems}") from None
+            raise AirflowFailException(f"invalid training parameters: {'; '.join(validation_messages(exc))}") from None
         if params.lora_rank > settings.vllm_max_lora_rank:
             raise AirflowFailException(
                 f"lora_rank={params.lora_rank} is above the server's --max-lora-rank {settings.vllm_max_lora_rank}: "
@@ -142,7 +146,7 @@ class CorpusOperator(BaseOperator):
             library,
             settings,
             commit=self.commit if _given(self.commit) else None,
-            force=self.force is True or self.force == "True",
+            force=_flag(self.force),
             credentials=_git_credentials(library),
         )
         if info.status == "unchanged" and self.skip_unchanged:
@@ -188,7 +192,7 @@ class TrainOperator(BaseOperator):
         params = TrainParams.model_validate(library.train.model_dump() | dict(self.overrides or {}))
         result = train(library, settings, dataset_version=int(self.dataset_version), params=params)
         evaluated = Registry.open(settings).latest_evaluation(library.name, result.adapter_version)
-        if result.reused and evaluated is not None and self.reevaluate not in (True, "True"):
+        if result.reused and evaluated is not None and not _flag(self.reevaluate):
             raise AirflowSkipException(
                 f"adapter v{result.adapter_version} was already trained on dataset v{result.dataset_version} with "
                 f"these parameters and evaluated ({evaluated.decision}): nothing new; tick reevaluate to evaluate "

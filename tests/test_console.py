@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FIGURES, REPO, tiny_library
+from conftest import FIGURES, REPO, skip_unless_ci, tiny_library
 from starlette.testclient import TestClient
 
 from doctune import corpus, serve
@@ -190,7 +190,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     from doctune.train import train
 
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+        skip_unless_ci(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
     settings = Settings(
         home=tmp_path_factory.mktemp("console-home"),
         vllm_url=f"http://127.0.0.1:{VLLM_PORT}",

@@ -463,6 +463,11 @@ def train_form(library: LibraryConfig) -> dict[str, dict[str, object]]:
     return form
 
 
+def validation_messages(exc: ValidationError, whole: str = "parameters") -> list[str]:
+    """pydantic's errors as "field.path: message"; ``whole`` names what a model-level check (no field) is about."""
+    return [f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in exc.errors()]
+
+
 def load_library(path: Path) -> LibraryConfig:
     """Read and validate one library config file, with an error that names the file and the field."""
     try:
@@ -474,8 +479,7 @@ def load_library(path: Path) -> LibraryConfig:
     try:
         return LibraryConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise DoctuneError(f"invalid library config {path}: {problems}") from exc
+        raise DoctuneError(f"invalid library config {path}: {'; '.join(validation_messages(exc, 'config'))}") from exc
 
 
 def library_files(settings: Settings) -> list[Path]:

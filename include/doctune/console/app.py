@@ -41,7 +41,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from doctune.config import LibraryConfig, Settings, TrainParams, get_library
+from doctune.config import LibraryConfig, Settings, TrainParams, get_library, validation_messages
 from doctune.console import auth, data
 from doctune.console.render import answer_html, stylesheet
 from doctune.errors import DoctuneError
@@ -535,7 +535,7 @@ def create_app(
         try:
             params = data.parse_train_form(form, library.train, form_fields(library))
         except ValidationError as exc:
-            return await training_page(request, data.validation_messages(exc), form)
+            return await training_page(request, validation_messages(exc), form)
         version = form.get("dataset_version", "")
         dataset_version = int(version) if version.isdigit() else None
         started = await run_in_threadpool(start, library, params, dataset_version, "training started")

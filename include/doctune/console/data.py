@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from doctune.config import LibraryConfig, Settings, TrainParams, library_files, load_library
 from doctune.errors import DoctuneError
 
@@ -260,10 +258,6 @@ def parse_train_form(form: dict[str, str], defaults: TrainParams, only: set[str]
         else:
             values[spec.name] = raw.strip()
     return TrainParams.model_validate(values)
-
-
-def validation_messages(exc: ValidationError) -> list[str]:
-    return [f"{'.'.join(map(str, e['loc'])) or 'parameters'}: {e['msg']}" for e in exc.errors()]
 
 
 # -- adapters ----------------------------------------------------------------------------------------------
