@@ -77,3 +77,31 @@ def test_corpus_show_and_diff(settings: Settings, library: LibraryConfig, demo_r
     diff = _run(settings, "corpus", "diff", library.name, "1", "2")
     assert diff.returncode == 0, diff.stderr
     assert "0 removed, 0 changed" in diff.stdout and "Envelope tips (1)" in diff.stdout
+
+
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        ('{"lora_rank": 999}', "bad training parameters: lora_rank: Input should be less than or equal to 256"),
+        ('{"lora_rank": 4, "lora_alpha": 64}', "lora_alpha=64 is more than 4x lora_rank=4"),
+        ('{"max_steps": ', "--params is not valid JSON"),
+    ],
+    ids=["out-of-bounds", "inconsistent", "not-json"],
+)
+def test_bad_training_parameters_are_one_line(
+    settings: Settings, library: LibraryConfig, params: str, message: str
+) -> None:
+    result = _run(settings, "train", "run", library.name, "--params", params)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert Registry.open(settings).runs(library.name) == []
+
+
+@pytest.mark.slow
+def test_train_run_shows_progress_with_step_loss_and_eta(settings: Settings, library: LibraryConfig) -> None:
+    assert _run(settings, "corpus", "build", library.name).returncode == 0
+    result = _run(settings, "train", "run", library.name, "--max-steps", "6")
+    assert result.returncode == 0, result.stderr
+    assert "adapter v1: 6 steps" in result.stdout
+    bar = [line for line in result.stderr.splitlines() if "training ledgerkite" in line]
+    assert bar and "6/6 steps, loss" in bar[-1] and "ETA" in bar[-1]

@@ -156,11 +156,27 @@ def train_cmd(
     """Train a LoRA adapter and register it as a candidate."""
     import json
 
+    from pydantic import ValidationError
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from doctune.config import validation_messages
     from doctune.train import train
 
     settings = Settings()
     lib = get_library(settings, library)
-    given = json.loads(params_json) if params_json else {}
+    try:
+        given = json.loads(params_json) if params_json else {}
+    except json.JSONDecodeError as exc:
+        raise DoctuneError(
+            f"--params is not valid JSON ({exc}): pass an object such as '{{\"max_steps\": 100}}'"
+        ) from None
     if not isinstance(given, dict):
         raise DoctuneError("--params must be a JSON object of training parameters")
     overrides = {
@@ -168,8 +184,26 @@ def train_cmd(
         for k, v in {"max_steps": max_steps, "learning_rate": learning_rate, "lora_rank": lora_rank}.items()
         if v is not None
     }
-    params = TrainParams.model_validate(lib.train.model_dump() | given | overrides)
-    result = train(lib, settings, dataset_version=dataset_version, params=params)
+    try:
+        params = TrainParams.model_validate(lib.train.model_dump() | given | overrides)
+    except ValidationError as exc:
+        raise DoctuneError(f"bad training parameters: {'; '.join(validation_messages(exc))}") from None
+    columns = (
+        TextColumn("[bold]training[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps, loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(library, total=None, loss="-")
+
+        def step(done: int, total: int, loss: float | None) -> None:
+            bar.update(task, completed=done, total=total, loss=f"{loss:.4f}" if loss is not None else "-")
+
+        result = train(lib, settings, dataset_version=dataset_version, params=params, progress=step)
     out.print(
         f"adapter v{result.adapter_version}: {result.steps} steps, final loss {result.train_loss:.4f}, "
         f"{result.adapter_path}"
