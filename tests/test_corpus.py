@@ -1,6 +1,7 @@
 import json
 import os
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -81,28 +82,43 @@ def test_repository_without_docs_is_a_clear_error(settings: Settings, tmp_path: 
     assert Registry.open(settings).latest_dataset("bare") is None
 
 
-def test_split_is_stable_disjoint_and_holds_out_api(settings: Settings, library: LibraryConfig) -> None:
+def test_split_holds_out_tests_only_and_is_stable(settings: Settings, library: LibraryConfig) -> None:
     tree, _ = sync_repository(library, settings)
     units = corpus.extract(tree, library).units
-    train, held = corpus.split_units(units, 0.15)
+    train, held = corpus.split_units(units, 0.3)
     assert {u.key for u in train}.isdisjoint(u.key for u in held)
-    assert any(u.kind == "api" for u in held) and len(train) > 3 * len(held)
-    assert corpus.split_units(list(reversed(units)), 0.15)[1] == list(reversed(held))
+    assert held and all(u.kind == "example" for u in held)  # every symbol, doc section and changelog entry trains
+    assert {u.key for u in units if u.kind in ("api", "doc", "change")} <= {u.key for u in train}
+    assert corpus.split_units(list(reversed(units)), 0.3)[1] == list(reversed(held))
+    withheld = corpus.withheld_keys(units, 0.3)
+    api = [u for u in units if u.kind == "api"]
+    assert withheld and 0.1 < len(withheld) / len(api) < 0.5 and withheld == corpus.withheld_keys(api[::-1], 0.3)
 
 
 def test_pairs_are_chat_messages_with_provenance(settings: Settings, library: LibraryConfig) -> None:
     tree, _ = sync_repository(library, settings)
-    unit = next(u for u in corpus.extract(tree, library).units if u.title == "ledgerkite.envelopes.nibble")
-    pairs = corpus.generate_pairs(unit, "ledgerkite")
-    assert pairs == corpus.generate_pairs(unit, "ledgerkite")  # deterministic
-    assert {p["meta"]["generator"] for p in pairs} >= {"signature", "purpose", "which", "params"}
+    surface = corpus.extract(tree, library)
+    unit = next(u for u in surface.units if u.title == "ledgerkite.envelopes.nibble")
+    pairs = corpus.generate_pairs(unit, "ledgerkite", surface.symbols)
+    assert pairs == corpus.generate_pairs(unit, "ledgerkite", surface.symbols)  # deterministic
+    generators = Counter(p["meta"]["generator"] for p in pairs)
+    # Every phrasing of every kind of fact: the facts are seen several times, in several contexts.
+    assert generators["signature"] >= 4 and generators["which"] >= 4 and generators["params"] >= 3
+    assert generators["usage"] >= 3 and generators["returns"] >= 2 and generators["reference"] == 1
     for pair in pairs:
         assert [m["role"] for m in pair["messages"]] == ["user", "assistant"]
         assert pair["meta"]["unit"] == "api:ledgerkite.envelopes.nibble"
+        if pair["meta"]["generator"] != "reference":  # the long docstring once, short answers everywhere else
+            assert len(pair["messages"][1]["content"]) < 600
+        if pair["meta"]["generator"] in ("signature", "which", "params", "returns", "purpose", "usage", "alias"):
+            assert "ledgerkite.envelopes.nibble" in pair["messages"][1]["content"]  # the full name in every answer
     which = next(p for p in pairs if p["meta"]["generator"] == "which")
     assert which["meta"]["expect"]["name"] == "nibble"
     params = next(p for p in pairs if p["meta"]["generator"] == "params")["messages"][1]["content"]
-    assert "- `allow_overdraw`: " in params  # described from the docstring's Args section
+    assert "- `allow_overdraw: bool = False` (keyword-only): " in params  # described from the docstring's Args
+    # A withheld-QA symbol trains only as documentation: its reference entry and docstring examples.
+    withheld = corpus.generate_pairs(unit, "ledgerkite", surface.symbols, withheld=True)
+    assert {p["meta"]["generator"] for p in withheld} <= {"reference", "example"} and len(withheld) >= 2
 
 
 def test_changelog_deprecations_become_migration_questions(settings: Settings, library: LibraryConfig) -> None:
@@ -119,11 +135,13 @@ def test_build_writes_a_registered_version_and_skips_when_unchanged(
     first = corpus.build(library, settings)
     assert (first.version, first.status) == (1, "built")
     manifest = json.loads((Path(first.path) / "manifest.json").read_text())
-    assert manifest["n_train"] == first.n_train > 100 and manifest["n_eval"] == first.n_eval > 5
+    assert manifest["n_train"] == first.n_train > 300 and manifest["n_eval"] == first.n_eval > 50
     assert manifest["commit"] == first.commit
-    train_keys = {r["meta"]["unit"] for r in corpus.load_rows(first.path, "train")}
-    eval_keys = {r["meta"]["unit"] for r in corpus.load_rows(first.path, "eval")}
-    assert train_keys.isdisjoint(eval_keys)
+    # The held-out loss split asks trained facts in the held-out phrasings: same units, other questions.
+    train = corpus.load_rows(first.path, "train")
+    held = corpus.load_rows(first.path, "eval")
+    assert {r["meta"]["unit"] for r in held} <= {r["meta"]["unit"] for r in train}
+    assert {r["messages"][0]["content"] for r in held}.isdisjoint(r["messages"][0]["content"] for r in train)
 
     assert corpus.build(library, settings).status == "unchanged"
 
@@ -198,19 +216,18 @@ def test_sources_are_configurable(settings: Settings, library: LibraryConfig) ->
 
 def test_no_question_template_dominates(settings: Settings, library: LibraryConfig) -> None:
     import re
-    from collections import Counter
 
     from doctune.corpus.generate import PHRASINGS
 
     info = corpus.build(library, settings)
-    rows = corpus.load_rows(info.path, "train") + corpus.load_rows(info.path, "eval")
+    rows = corpus.load_rows(info.path, "train")
     templates = [
         (t, re.compile(re.sub(r"\\\{\w+\\\}", ".*", re.escape(t)), re.S)) for ts in PHRASINGS.values() for t in ts
     ]
     used = Counter(next(t for t, pattern in templates if pattern.fullmatch(r["messages"][0]["content"])) for r in rows)
     template, count = used.most_common(1)[0]
-    assert count / len(rows) < 0.15, (template, count, len(rows))
-    assert len(used) >= 20
+    assert count / len(rows) < 0.1, (template, count, len(rows))
+    assert len(used) >= 40
 
 
 def test_secrets_in_the_repository_never_reach_the_corpus(
@@ -252,22 +269,56 @@ def test_a_library_without_markdown_docs_still_builds(settings: Settings, tmp_pa
     assert info.status == "built" and info.n_train + info.n_eval >= 3
 
 
-def test_evaluation_suite_never_overlaps_training(settings: Settings, library: LibraryConfig) -> None:
+def test_every_symbol_trains_and_no_evaluation_phrasing_does(settings: Settings, library: LibraryConfig) -> None:
+    """Checked on the built files: every public symbol's documentation is in train.jsonl, and no question of the
+    evaluation (nor any fixed part of its phrasing family) is asked in training."""
+    import re
+
+    from doctune.evalsuite import EVAL_PHRASINGS
+
     info = corpus.build(library, settings)
     folder = Path(info.path)
     evalset = json.loads((folder / "evalset.json").read_text())
     train = corpus.load_rows(folder, "train")
-    trained_units = {r["meta"]["unit"] for r in train}
+    symbols = json.loads((folder / "symbols.json").read_text())
+    public = {n for n, s in symbols.items() if s["kind"] in ("function", "class", "method")}
+    documented = {r["meta"]["unit"].removeprefix("api:") for r in train if r["meta"]["generator"] == "reference"}
+    assert documented == public
+    questions = {r["messages"][0]["content"] for r in train}
+    asked = [q["prompt"] for q in evalset["api_questions"]]
+    assert len(asked) >= 150 and not questions & set(asked)
+    fixed_parts = [p.strip() for ts in EVAL_PHRASINGS.values() for t in ts for p in re.split(r"\{\w+\}", t)]
+    for part in (p for p in fixed_parts if len(p.split()) >= 3):
+        assert not any(part in q for q in questions), part
+    # The withheld-QA control: documentation only, and its questions are labelled.
+    withheld = set(evalset["withheld_symbols"])
+    assert withheld and withheld < public
+    assert {r["meta"]["generator"] for r in train if r["meta"]["unit"].removeprefix("api:") in withheld} <= {
+        "reference",
+        "example",
+    }
+    assert {q["split"] for q in evalset["api_questions"] if q["symbol"] in withheld} == {"withheld"}
+
+
+def test_execution_tasks_come_from_held_out_tests_only(settings: Settings, library: LibraryConfig) -> None:
+    info = corpus.build(library, settings)
+    folder = Path(info.path)
+    evalset = json.loads((folder / "evalset.json").read_text())
+    train = corpus.load_rows(folder, "train")
     held_out = set(evalset["held_out_units"])
-    assert held_out and not held_out & trained_units
-    assert any(k.startswith("example:") for k in held_out)  # held-out tests are where execution tasks come from
-    assert len(evalset["exec_tasks"]) >= 5 and len(evalset["api_questions"]) >= 5
-    assert {t["source"] for t in evalset["exec_tasks"]} <= held_out
-    assert {q["symbol"] for q in evalset["api_questions"]} <= {k.removeprefix("api:") for k in held_out}
+    assert held_out and all(k.startswith("example:") for k in held_out)
+    assert not held_out & {r["meta"]["unit"] for r in train}
+    assert len(evalset["exec_tasks"]) >= 5 and {t["source"] for t in evalset["exec_tasks"]} <= held_out
     answers = "\n".join(r["messages"][-1]["content"] for r in train)
     for task in evalset["exec_tasks"]:
-        reference = task["reference"].strip().splitlines()[-1]
-        assert reference not in answers, task["id"]  # the solving line was never a training answer
+        solving = task["reference"].strip().splitlines()[-1].removeprefix("result = ")
+        assert solving not in answers, task["id"]  # the solving call was never a training answer
+        assert task["symbol"] in symbols_of(folder) and task["split"] in ("trained", "withheld")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["evalset"]["exec_tasks"] == len(evalset["exec_tasks"])
     assert (folder / "library" / "ledgerkite" / "__init__.py").is_file()  # the suite runs from the version alone
+    assert "phrasing family that no training pair uses" in evalset["protocol"]
+
+
+def symbols_of(folder: Path) -> dict[str, dict[str, object]]:
+    return json.loads((folder / "symbols.json").read_text())

@@ -61,14 +61,29 @@ def test_exact_and_near_duplicates_across_units() -> None:
     assert [r[0] for r in reasons(verdicts)] == ["duplicate", "near-duplicate"]
 
 
-def test_training_pairs_that_leak_evaluation_answers_are_removed() -> None:
-    answer = "The launch function counts down from ten and then ignites all three engines at once for liftoff."
-    held = row("What does acme.core.launch do?", answer)
-    leaking = row("Explain the launch section.", f"As documented: {answer}", unit="doc:guide#launch")
-    clean = row("Explain the rocket section.", "Rockets carry fuel.", unit="doc:guide#rocket")
-    verdicts = filters.apply([leaking, clean], [held], "acme", SYMBOLS)
-    assert verdicts.eval == [held] and verdicts.train == [clean]
-    assert reasons(verdicts)[0][0] == "decontamination"
+def test_decontamination_keeps_held_out_tests_and_evaluation_questions_out_of_training() -> None:
+    test_code = (
+        "def test_launch_counts_down():\n    rocket = acme.core.Rocket(stages=3, fuel=900)\n"
+        "    assert acme.core.launch(rocket, countdown=10, abort_on_wind=True) == 'liftoff'\n"
+    )
+    copied = row(
+        "Show a launch example.",
+        "```python\nrocket = acme.core.Rocket(stages=3, fuel=900)\n"
+        "assert acme.core.launch(rocket, countdown=10, abort_on_wind=True) == 'liftoff'\n```",
+        unit="doc:guide#launch",
+    )
+    asked = row(
+        "Name the acme function that launches a rocket.", "It is `acme.core.launch`.", unit="api:acme.core.launch"
+    )
+    # The same fact in a training phrasing is the point of training: it stays, though its answer is the eval's.
+    taught = row("Which acme function launches a rocket?", "Use `acme.core.launch`.", unit="api:acme.core.launch")
+    held = row("Name the acme function that launches a rocket.", "Use `acme.core.launch`.", unit="api:acme.core.launch")
+    verdicts = filters.apply([copied, asked, taught], [held], "acme", SYMBOLS, held_out_code=[test_code])
+    assert verdicts.eval == [held] and verdicts.train == [taught]
+    assert reasons(verdicts) == [
+        ("decontamination", "shares a 13-word sequence with a held-out test"),
+        ("decontamination", "asks an evaluation question word for word"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -125,6 +140,6 @@ def test_rst_sections_with_code_and_broken_markup() -> None:
     ids=["google", "numpy", "rest"],
 )
 def test_parameter_descriptions_in_every_docstring_style(doc: str) -> None:
-    from doctune.corpus.generate import param_docs
+    from doctune.corpus.facts import param_docs
 
     assert param_docs(doc) == {"envelope": "The pot to spend from.", "amount": "Cents."}

@@ -206,7 +206,7 @@ def test_general_tasks_pass_with_their_reference_and_fail_empty() -> None:
 def test_items_round_trip_through_json(mined: list[ExecTask], demo: Demo) -> None:
     task = mined[0]
     assert ExecTask.from_dict(json.loads(json.dumps(task.to_dict()))) == task
-    question = api_questions(demo.units, "ledgerkite")[0]
+    question = api_questions(demo.units, "ledgerkite", demo.symbols)[0]
     assert ApiQuestion.from_dict(json.loads(json.dumps(question.to_dict()))) == question
 
 
@@ -278,12 +278,13 @@ def test_hallucinated_names(demo: Demo, answer: str, expected: set[str]) -> None
 
 @pytest.fixture(scope="module")
 def questions(demo: Demo) -> dict[str, ApiQuestion]:
-    return {q.id: q for q in api_questions(demo.units, "ledgerkite")}
+    return {q.id: q for q in api_questions(demo.units, "ledgerkite", demo.symbols)}
 
 
 def test_api_questions_cover_every_kind_without_giving_answers_away(questions: dict[str, ApiQuestion]) -> None:
     kinds = Counter(q.kind for q in questions.values())
-    assert kinds["signature"] >= 15 and kinds["params"] >= 15 and kinds["returns"] >= 15 and kinds["which"] >= 20
+    assert kinds["signature"] >= 25 and kinds["params"] >= 25 and kinds["returns"] >= 20 and kinds["which"] >= 30
+    assert kinds["usage"] >= 30
     for question in questions.values():
         if question.kind == "which":
             assert not re.search(rf"(?<!\w){question.expect['name']}(?!\w)", question.prompt), question.prompt
@@ -293,10 +294,28 @@ def test_api_questions_cover_every_kind_without_giving_answers_away(questions: d
     # No signature question for a parameterless method (a property such as Digest.total), nor a None return.
     assert "signature:ledgerkite.reports.Digest.total" not in questions
     assert "returns:ledgerkite.envelopes.EnvelopeShelf.__init__" not in questions
+    # An enum is neither called nor constructed with arguments.
+    assert not any(
+        q.symbol == "ledgerkite.rules.Verdict" and q.kind in ("usage", "signature") for q in questions.values()
+    )
     assert questions["signature:ledgerkite.envelopes.nibble"].expect == {
         "name": "nibble",
         "parameters": [["pos", "envelope", None], ["pos", "amount", None], ["kwonly", "allow_overdraw", "False"]],
     }
+    # A class's signature is its constructor's.
+    assert questions["signature:ledgerkite.envelopes.Envelope"].expect["parameters"][:2] == [
+        ["pos", "name", None],
+        ["pos", "allowance", None],
+    ]
+
+
+def test_the_withheld_control_is_labelled(demo: Demo) -> None:
+    withheld = {"api:ledgerkite.envelopes.nibble"}
+    split = {q.id: q.split for q in api_questions(demo.units, "ledgerkite", demo.symbols, withheld)}
+    assert (
+        split["usage:ledgerkite.envelopes.nibble"] == "withheld"
+        and split["usage:ledgerkite.envelopes.refill"] == "trained"
+    )
 
 
 @pytest.mark.parametrize(
@@ -314,6 +333,12 @@ def test_api_questions_cover_every_kind_without_giving_answers_away(questions: d
         ("signature:ledgerkite.envelopes.nibble", "def spend(envelope, amount, *, allow_overdraw=False)", 0.0),
         ("signature:ledgerkite.envelopes.parse_pennies", 'def parse_pennies(text: str, symbol: str = "¤") -> int', 1.0),
         ("signature:ledgerkite.envelopes.EnvelopeShelf.pluck", "def pluck(self, name: str) -> Envelope:", 1.0),
+        (
+            "signature:ledgerkite.envelopes.Envelope",
+            "`Envelope(name: str, allowance: int, spent: int = 0, tags: tuple[str, ...] = (), rollover: bool = False)`",
+            1.0,
+        ),
+        ("signature:ledgerkite.envelopes.Envelope", "`Envelope(name, allowance)`", 0.0),
         ("params:ledgerkite.envelopes.nibble", "It takes envelope and amount.", 2 / 3),
         ("params:ledgerkite.envelopes.nibble", "envelope, amount, allow_overdraw", 1.0),
         ("params:ledgerkite.envelopes.nibble", "envelopes, amounts", 0.0),
@@ -324,6 +349,20 @@ def test_api_questions_cover_every_kind_without_giving_answers_away(questions: d
         ("returns:ledgerkite.envelopes.EnvelopeShelf.pluck", "an `lk.Envelope`", 1.0),
         ("which:ledgerkite.envelopes.nibble", "Use `lk.nibble(pot, 5)`.", 1.0),
         ("which:ledgerkite.envelopes.nibble", "nibbles", 0.0),
+        ("usage:ledgerkite.envelopes.nibble", "```python\nleft = lk.nibble(pot, 400)\n```", 1.0),
+        (
+            "usage:ledgerkite.envelopes.nibble",
+            "Call `ledgerkite.envelopes.nibble(pot, 400, allow_overdraw=True)`.",
+            1.0,
+        ),
+        ("usage:ledgerkite.envelopes.nibble", "nibble(envelope=pot, amount=5)", 1.0),
+        ("usage:ledgerkite.envelopes.nibble", "lk.nibble(pot)", 0.0),  # a required argument is missing
+        ("usage:ledgerkite.envelopes.nibble", "lk.nibble(pot, 5, True)", 0.0),  # allow_overdraw is keyword-only
+        ("usage:ledgerkite.envelopes.nibble", "lk.nibble(pot, 5, overdraw=True)", 0.0),  # no such keyword
+        ("usage:ledgerkite.envelopes.nibble", "lk.nibble(pot, amount=5, envelope=pot)", 0.0),  # envelope given twice
+        ("usage:ledgerkite.envelopes.nibble", "lk.spend(pot, 5)", 0.0),
+        ("usage:ledgerkite.envelopes.EnvelopeShelf.pluck", 'shelf.pluck("groceries")', 1.0),
+        ("usage:ledgerkite.envelopes.Envelope", 'lk.Envelope("cinema", 2500, rollover=True)', 1.0),
     ],
 )
 def test_api_scoring(questions: dict[str, ApiQuestion], question: str, answer: str, score: float) -> None:

@@ -14,11 +14,11 @@ from conftest import tiny_library
 from doctune import corpus
 from doctune.config import GateParams, LibraryConfig, Settings
 from doctune.demo import prepare_demo_repo
-from doctune.evaluate import evaluate, evaluation_report, gate
+from doctune.evaluate import evaluate, evaluation_report, gate, wilson
 from doctune.registry import Registry
 from doctune.train import adapter_digest, train
 
-LOSS = GateParams(min_gain_over_base=0.02, production_margin=-0.02)
+LOSS = GateParams(primary_metric="heldout_loss", min_gain_over_base=0.02, production_margin=-0.02)
 
 
 def test_first_candidate_must_beat_base() -> None:
@@ -57,6 +57,39 @@ def test_score_metrics_use_points_and_floors_guard_forgetting_and_hallucination(
     assert gate(params, {"base": base, "candidate": forgot})[1][1].startswith("FAILED: general floor")
     invents = good | {"hallucination_rate": 0.3}
     assert gate(params, {"base": base, "candidate": invents})[1][2].startswith("FAILED: hallucinated-API rate")
+
+
+def test_the_api_score_decides_only_when_it_is_reliable() -> None:
+    params = GateParams()  # the default: API score on held-out phrasings
+    base = {"api_heldout_phrasing": 0.05, "heldout_loss": 2.0}
+    good = {"api_heldout_phrasing": 0.6, "heldout_loss": 1.0}
+    decision, reasons = gate(params, {"base": base, "candidate": good}, {"api_heldout_phrasing": 120})
+    assert decision == "promote" and reasons[0].startswith("ok: api_heldout_phrasing 0.6000 vs base 0.0500: +55.0")
+    assert reasons[1] == "ok: heldout_loss 1.0000 not above base 2.0000 (secondary check)"
+    # A better score with a worse held-out loss: the secondary check fails.
+    assert gate(params, {"base": base, "candidate": good | {"heldout_loss": 2.5}}, {"api_heldout_phrasing": 120})[
+        0
+    ] == ("reject")
+    # Too few questions, or a model too small to answer any: held-out loss decides, and the reason says why.
+    decision, reasons = gate(params, {"base": base, "candidate": good}, {"api_heldout_phrasing": 12})
+    assert decision == "promote" and reasons[0] == (
+        "ok: api_heldout_phrasing over 12 items (fewer than 30) is too noisy to decide; heldout_loss decides instead"
+    )
+    zeros = {"base": base | {"api_heldout_phrasing": 0.0}, "candidate": good | {"api_heldout_phrasing": 0.0}}
+    decision, reasons = gate(params, zeros, {"api_heldout_phrasing": 120})
+    assert decision == "promote" and "is 0 for every model" in reasons[0] and reasons[1].startswith("ok: heldout_loss")
+
+
+@pytest.mark.parametrize(
+    ("successes", "n", "low", "high"),
+    [(8, 10, 0.4902, 0.9433), (0, 20, 0.0, 0.1611), (50, 100, 0.4038, 0.5962), (20, 20, 0.8389, 1.0)],
+)
+def test_wilson_interval_on_known_counts(successes: int, n: int, low: float, high: float) -> None:
+    assert wilson(successes, n) == pytest.approx((low, high), abs=1e-4)
+
+
+def test_legacy_api_score_configs_still_load() -> None:
+    assert GateParams.model_validate({"primary_metric": "api_score"}).primary_metric == "api_heldout_phrasing"
 
 
 def test_nan_loss_is_rejected() -> None:
@@ -114,13 +147,17 @@ def test_trained_adapter_passes_the_gate_with_a_full_report(server_settings: Set
     assert result.decision == "promote", result.reasons
     roles = result.metrics
     assert set(roles) == {"base", "candidate"}
-    for metric in ("heldout_loss", "api_score", "exec_pass_at_1", "general_pass_at_1", "hallucination_rate"):
+    for metric in ("heldout_loss", "api_heldout_phrasing", "exec_pass_at_1", "general_pass_at_1", "hallucination_rate"):
         assert metric in roles["candidate"] and metric in roles["base"]
     assert roles["candidate"]["heldout_loss"] < roles["base"]["heldout_loss"]
     report = json.loads((Path(result.report_path) / "report.json").read_text())
     assert report["items"]["exec"] >= 5 and report["items"]["api"] >= 5 and report["items"]["general"] >= 10
     markdown = (Path(result.report_path) / "report.md").read_text()
-    assert "| heldout_loss |" in markdown and "## Gate" in markdown and "held-out symbols" in markdown
+    assert "| heldout_loss |" in markdown and "## Gate" in markdown and "phrasing family" in markdown
+    low, high, n = report["intervals"]["candidate"]["api_heldout_phrasing"]
+    assert low <= roles["candidate"]["api_heldout_phrasing"] <= high and n == report["items"]["api"] - n_withheld(
+        report
+    )
     run = Registry.open(server_settings).run(Registry.open(server_settings).adapter("evallib", 1).training_run_id)
     events = EventAccumulator(str(server_settings.tensorboard_path / "evallib" / Path(run.output_dir).name))
     events.Reload()
@@ -175,3 +212,8 @@ def test_hallucination_rate_over_a_few_names_is_not_judged() -> None:
         gate(LOSS, {"base": base | {"library_references": 60}, "candidate": candidate | {"library_references": 60}})[0]
         == "reject"
     )
+
+
+def n_withheld(report: dict[str, object]) -> int:
+    intervals = report["intervals"]["candidate"]  # type: ignore[index]
+    return int(intervals["api_withheld_qa"][2]) if "api_withheld_qa" in intervals else 0

@@ -226,13 +226,22 @@ def train_stop(library: Library) -> None:
 
 
 @eval_app.command("run")
-def eval_run(library: Library, version: Annotated[int, typer.Argument(help="Adapter version.")]) -> None:
+def eval_run(
+    library: Library,
+    version: Annotated[int, typer.Argument(help="Adapter version.")],
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Ask every item (no time budget) and add the docs-in-prompt row (base model + docs)."
+        ),
+    ] = False,
+) -> None:
     """Evaluate an adapter against production and the base model, and record the gate's decision."""
     from doctune.evaluate import evaluate, evaluation_report
 
     settings = Settings()
     with console.status(f"evaluating {library} v{version} (held-out loss, API, execution, general floor)"):
-        result = evaluate(get_library(settings, library), settings, version)
+        result = evaluate(get_library(settings, library), settings, version, full=full)
     _print_report(evaluation_report(settings, library, result.adapter_version))
 
 
@@ -271,14 +280,31 @@ def eval_compare(
 
 
 def _print_report(report: dict[str, Any]) -> None:
+    from doctune.evaluate import HEADLINE
+
     roles = list(report["metrics"])
     title = f"{report['library']} v{report['adapter_version']} on dataset v{report['dataset_version']}"
     table = Table("metric", *roles, title=title)
-    for name in sorted({k for m in report["metrics"].values() for k in m}):
-        table.add_row(
-            name, *(f"{report['metrics'][r][name]:.4f}" if name in report["metrics"][r] else "" for r in roles)
-        )
+    present = {k for m in report["metrics"].values() for k in m}
+    for name in [n for n in HEADLINE if n in present] + sorted(present - set(HEADLINE)):
+        cells = []
+        for role in roles:
+            value = report["metrics"][role].get(name)
+            interval = report.get("intervals", {}).get(role, {}).get(name)
+            cells.append(
+                ""
+                if value is None
+                else f"{value:.3f} [{interval[0]:.2f}-{interval[1]:.2f}] n={interval[2]}"
+                if interval
+                else f"{value:.4f}"
+            )
+        table.add_row(name, *cells)
     out.print(table)
+    items = report["items"]
+    out.print(
+        f"{items['api']} API questions, {items['exec']} execution tasks, {items['general']} general tasks; "
+        f"generation {report['timing']['generation_s']:.0f} s"
+    )
     out.print(f"decision: [bold]{report['decision']}[/]")
     for reason in report["reasons"]:
         out.print(f"  - {reason}", markup=False)

@@ -180,7 +180,7 @@ def summary(
         scores = [
             f"{label} {base[key]:.2f} -> {adapter[key]:.2f}"
             for key, label in (
-                ("api_score", "API score"),
+                ("api_heldout_phrasing", "API score (held-out phrasings)"),
                 ("exec_pass_at_1", "execution pass@1"),
                 ("hallucination_rate", "hallucinated APIs"),
                 ("general_pass_at_1", "general floor"),

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import builtins
 import copy
+import hashlib
 import json
 import os
 import re
@@ -38,7 +39,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from doctune.corpus.extract import Unit, module_name
+from doctune.corpus.extract import Unit
+from doctune.corpus.facts import parameter_rows
+from doctune.corpus.pyapi import module_name
 from doctune.sandbox import SandboxResult, run_python
 
 GENERAL_TASKS = Path(__file__).parent / "data" / "general_tasks.jsonl"
@@ -64,13 +67,14 @@ class ExecTask:
     setup: str
     check: str  # raises AssertionError when the answer is wrong
     reference: str  # the library's own code for it: never shown to the model, used to validate the task
+    symbol: str = ""  # the public symbol the task calls (qualified name)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExecTask:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 @dataclass(frozen=True)
@@ -79,16 +83,17 @@ class ApiQuestion:
 
     id: str  # "<kind>:<symbol>"
     symbol: str  # qualified name, e.g. "ledgerkite.envelopes.nibble"
-    kind: str  # "signature" | "params" | "returns" | "which"
+    kind: str  # "signature" | "params" | "returns" | "which" | "usage"
     prompt: str
     expect: dict[str, Any]
+    split: str = "trained"  # "trained": its facts trained as questions; "withheld": only as documentation
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ApiQuestion:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 # -- symbols ------------------------------------------------------------------------------------------------
@@ -477,7 +482,7 @@ def _mine_snippet(
         prompt = _prompt(setup, _describe(found.call, found.symbol, info, import_name))
         if _word(found.symbol.rsplit(".", 1)[-1]).search(prompt):
             continue
-        tasks.append(ExecTask(f"{task_id}#{i + 1}", source_key, prompt, setup, found.check, reference))
+        tasks.append(ExecTask(f"{task_id}#{i + 1}", source_key, prompt, setup, found.check, reference, found.symbol))
         if len(tasks) == MAX_TASKS_PER_UNIT:
             break
     return tasks
@@ -795,26 +800,49 @@ def hallucinated(text: str, import_name: str, symbols: dict[str, dict[str, Any]]
 
 # -- API questions ---------------------------------------------------------------------------------------------
 
+# The held-out phrasing family: evaluation asks about trained facts only in these words, which no training pair uses
+# (``generate.PHRASINGS`` is the training family; a test checks the built files). Two per kind, chosen per symbol by
+# hash, so that no single template's quirks decide a score.
+EVAL_PHRASINGS = {
+    "signature": [
+        "Give the full parameter list of {subject} as a Python `def` line.",
+        "Reply with the complete header of {subject}: `def`, its name, every parameter and default.",
+    ],
+    "constructor": [
+        "Write the call that builds {subject}, listing every constructor parameter with its default.",
+        "Spell out the constructor of {subject} as `Name(parameters)`, defaults included.",
+    ],
+    "params": [
+        "Name, in order, every argument that {subject} expects.",
+        "For {subject}, name the arguments from first to last.",
+    ],
+    "returns": [
+        "What kind of value comes back from {subject}? Reply with the type annotation.",
+        "For {subject}, state the annotated type of the result.",
+    ],
+    "which": [
+        "I want to {task}. Name the {lib} function that does it.",
+        "Name the {lib} function whose job is to {task}.",
+    ],
+    "which_method": [
+        "Name the method of `{owner}` that lets me {task}.",
+        "On a `{owner}`, what method would {task}? Give its name.",
+    ],
+    "which_class": [
+        "Name the {lib} class that is {task}.",
+        "What type in {lib} stands for {task}? Give the class name.",
+    ],
+    "usage": [
+        "Write one line of Python that calls {subject} with its required arguments.",
+        "Give a single statement invoking {subject}, passing what it requires.",
+    ],
+}
+API_KINDS = ("signature", "params", "returns", "which", "usage")
 
-def _parameters(arguments: ast.arguments, *, method: bool) -> list[list[str | None]]:
-    """A parameter list as ``[kind, name, default]`` rows: kind says how it is passed (``posonly``, ``pos``,
-    ``vararg``, ``kwonly``, ``kwarg``), which covers the ``/`` and ``*`` markers; default is normalised source
-    (``ast.unparse``, so quoting and spacing do not matter) or None. Annotations are left out on purpose."""
-    positional = [*arguments.posonlyargs, *arguments.args]
-    defaults: list[ast.expr | None] = [None] * (len(positional) - len(arguments.defaults)) + list(arguments.defaults)
-    rows: list[list[str | None]] = []
-    for i, (arg, default) in enumerate(zip(positional, defaults, strict=True)):
-        kind = "posonly" if i < len(arguments.posonlyargs) else "pos"
-        rows.append([kind, arg.arg, ast.unparse(default) if default is not None else None])
-    if arguments.vararg:
-        rows.append(["vararg", arguments.vararg.arg, None])
-    for arg, kw_default in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True):
-        rows.append(["kwonly", arg.arg, ast.unparse(kw_default) if kw_default is not None else None])
-    if arguments.kwarg:
-        rows.append(["kwarg", arguments.kwarg.arg, None])
-    if method and rows and rows[0][1] in ("self", "cls") and rows[0][0] in ("posonly", "pos"):
-        rows = rows[1:]
-    return rows
+
+def _eval_phrasing(symbol: str, family: str) -> str:
+    choices = EVAL_PHRASINGS[family]
+    return choices[int(hashlib.sha256(f"{symbol}|{family}|eval".encode()).hexdigest(), 16) % len(choices)]
 
 
 def _balanced(text: str, start: int) -> str | None:
@@ -845,84 +873,100 @@ def _annotation_pattern(annotation: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + r"\s*".join(map(re.escape, tokens)) + r"(?!\w)")
 
 
-def api_questions(units: list[Unit], import_name: str) -> list[ApiQuestion]:
-    """Questions about each documented public symbol (the api units).
+def api_questions(
+    units: list[Unit], import_name: str, symbols: Mapping[str, dict[str, Any]], withheld: Iterable[str] = ()
+) -> list[ApiQuestion]:
+    """Questions about every public symbol, in the held-out phrasing family.
 
-    - ``signature`` (functions and methods with parameters): the exact parameter list;
-    - ``params``: the parameter (for classes, constructor) names;
+    - ``signature``: the exact parameter list (a class's: its constructor's);
+    - ``params``: the parameter names, in order;
     - ``returns`` (when annotated, other than None): the return annotation;
-    - ``which`` (when the summary does not name it): which function, method or class does what the summary says.
+    - ``which`` (when the summary does not name it): which function, method or class does what the summary says;
+    - ``usage``: one call with arguments that bind to the signature.
+    ``split`` says whether the symbol's facts trained as questions ("trained") or only as documentation
+    ("withheld", the control: units whose keys are in ``withheld``).
     """
+    from doctune.corpus.facts import fact
+    from doctune.corpus.generate import is_enum
+
+    held = set(withheld)
     questions = []
     for unit in units:
-        if unit.kind != "api":
+        item = fact(unit, dict(symbols)) if unit.kind == "api" else None
+        if item is None:
             continue
-        symbol = unit.title
-        short = symbol.rsplit(".", 1)[-1]
-        stub = _parsed(unit.signature)
-        node = stub.body[0] if stub and stub.body else None
-        function: ast.FunctionDef | ast.AsyncFunctionDef | None = None
-        kind = "class"
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            function, kind = node, "function"
-        elif (
-            isinstance(node, ast.ClassDef)
-            and isinstance(member := node.body[0], ast.FunctionDef | ast.AsyncFunctionDef)
-            and member.name != "__init__"  # a method's stub is "class Owner:\n    def name(...)", a class's __init__
-        ):
-            function, kind = member, "method"
-        if kind == "method":
-            subject = f"the method `{short}` of `{symbol.rsplit('.', 1)[0]}`"
-            family = f"method of `{symbol.rsplit('.', 1)[0]}`"
+        split = "withheld" if unit.key in held else "trained"
+        if item.kind == "method":
+            subject = f"the method `{item.short}` of `{item.owner}`"
+            family = "which_method"
         else:
-            subject = f"`{symbol}`"
-            family = f"{kind} of the {import_name} library"
-        if function is not None:
-            rows = _parameters(function.args, method=kind == "method")
-            if rows:
-                questions.append(
-                    ApiQuestion(
-                        f"signature:{symbol}",
-                        symbol,
-                        "signature",
-                        f"What is the exact signature of {subject}? Answer with its `def` line.",
-                        {"name": short, "parameters": rows},
-                    )
-                )
-            returns = ast.unparse(function.returns) if function.returns else ""
-            if returns and returns != "None":
-                questions.append(
-                    ApiQuestion(
-                        f"returns:{symbol}",
-                        symbol,
-                        "returns",
-                        f"What type does {subject} return? Answer with its return annotation.",
-                        {"returns": returns},
-                    )
-                )
-        if unit.params:
-            what = "the constructor of " + subject if kind == "class" else subject
-            questions.append(
-                ApiQuestion(
-                    f"params:{symbol}",
-                    symbol,
-                    "params",
-                    f"What are the parameters of {what}? List their names in order.",
-                    {"params": list(unit.params)},
-                )
-            )
-        summary = _plain(unit.text.strip().split("\n\n")[0].replace("\n", " "))
-        if summary and not _word(short).search(summary):
-            questions.append(
-                ApiQuestion(
-                    f"which:{symbol}",
-                    symbol,
-                    "which",
-                    f'Which {family} does this: "{summary}"? Answer with its name.',
-                    {"name": short},
-                )
-            )
+            subject = f"`{item.name}`"
+            family = "which_class" if item.kind == "class" else "which"
+        fmt = {"subject": subject, "owner": item.owner, "lib": import_name, "task": item.task}
+        enum = is_enum(item)
+        asked: list[tuple[str, str, dict[str, Any]]] = []  # (question kind, phrasing family, expectation)
+        if item.parameters and not enum:
+            expect = {"name": item.short, "parameters": item.parameters}
+            asked.append(("signature", "constructor" if item.kind == "class" else "signature", expect))
+            asked.append(("params", "params", {"params": [p[1] for p in item.parameters]}))
+        if item.returns:
+            asked.append(("returns", "returns", {"returns": item.returns}))
+        if item.summary and item.task and not _word(item.short).search(_plain(item.summary)):
+            asked.append(("which", family, {"name": item.short}))
+        if not enum:
+            asked.append(("usage", "usage", {"name": item.short, "parameters": item.parameters}))
+        for kind, phrasing, expect in asked:
+            prompt = _eval_phrasing(item.name, phrasing).format(**fmt)
+            questions.append(ApiQuestion(f"{kind}:{item.name}", item.name, kind, prompt, expect, split))
     return questions
+
+
+def _signature_matches(answer: str, name: str, expected: list[Any]) -> bool:
+    for match in re.finditer(rf"(?<!\w){re.escape(name)}\s*\(", answer):
+        inner = _balanced(answer, match.end() - 1)
+        stub = _parsed(f"def _({inner}):\n    pass") if inner is not None else None
+        function = stub.body[0] if stub else None
+        if isinstance(function, ast.FunctionDef) and parameter_rows(function.args, method=True) == expected:
+            return True
+    return False
+
+
+def _binds(call: ast.Call, parameters: list[Any]) -> bool:
+    """Whether a call's arguments bind to a parameter list the way Python would bind them (every required
+    parameter given once, no unknown keyword, not too many positional arguments). ``*args``/``**kwargs`` at the
+    call site cannot be judged and count as binding."""
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return True
+    positional = [p for p in parameters if p[0] in ("posonly", "pos")]
+    if len(call.args) > len(positional) and not any(p[0] == "vararg" for p in parameters):
+        return False
+    given = {p[1] for p in positional[: len(call.args)]}
+    by_name = {p[1]: p for p in parameters if p[0] in ("pos", "kwonly")}
+    for keyword in call.keywords:
+        if keyword.arg in given or (keyword.arg not in by_name and not any(p[0] == "kwarg" for p in parameters)):
+            return False
+        given.add(keyword.arg)
+    required = {p[1] for p in parameters if p[2] is None and p[0] in ("posonly", "pos", "kwonly")}
+    return required <= given
+
+
+def _calls_binding(answer: str, name: str, parameters: list[Any]) -> bool:
+    """Some call of ``name`` (bare, dotted or as a method) in the answer's code binds to ``parameters``."""
+    pieces = [extract_code(answer)] + [m[0] for m in re.finditer(rf"(?<![\w]){re.escape(name)}\s*\([^\n]*", answer)]
+    for piece in pieces:
+        module = _parsed(textwrap.dedent(piece))
+        if module is None:  # a call inside prose: cut at its closing parenthesis and read just the call
+            start = piece.find("(")
+            inner = _balanced(piece, start) if start >= 0 else None
+            module = _parsed(f"{name}({inner})") if inner is not None else None
+        for node in ast.walk(module) if module is not None else ():
+            callee = node.func if isinstance(node, ast.Call) else None
+            named = (isinstance(callee, ast.Name) and callee.id == name) or (
+                isinstance(callee, ast.Attribute) and callee.attr == name
+            )
+            if named and isinstance(node, ast.Call) and _binds(node, parameters):
+                return True
+    return False
 
 
 def score_api(question: ApiQuestion, answer: str) -> float:
@@ -938,17 +982,12 @@ def score_api(question: ApiQuestion, answer: str) -> float:
     - ``returns``: 1.0 iff the return annotation appears as whole tokens, spacing aside (``Envelope`` also
       inside ``lk.Envelope``).
     - ``which``: 1.0 iff the symbol's short name appears as a whole identifier (``nibble``, ``lk.nibble(...)``).
+    - ``usage``: 1.0 iff some call of the symbol (``lk.nibble(pot, 5)``, ``shelf.pluck("x")``) passes arguments
+      that bind to its signature.
     """
     expect = question.expect
     if question.kind == "signature":
-        expected = expect["parameters"]
-        for match in re.finditer(rf"(?<!\w){re.escape(expect['name'])}\s*\(", answer):
-            inner = _balanced(answer, match.end() - 1)
-            stub = _parsed(f"def _({inner}):\n    pass") if inner is not None else None
-            function = stub.body[0] if stub else None
-            if isinstance(function, ast.FunctionDef) and _parameters(function.args, method=True) == expected:
-                return 1.0
-        return 0.0
+        return float(_signature_matches(answer, expect["name"], expect["parameters"]))
     if question.kind == "params":
         params = expect["params"]
         return sum(bool(_word(p).search(answer)) for p in params) / len(params)
@@ -956,4 +995,6 @@ def score_api(question: ApiQuestion, answer: str) -> float:
         return float(bool(_annotation_pattern(expect["returns"]).search(answer)))
     if question.kind == "which":
         return float(bool(_word(expect["name"]).search(answer)))
+    if question.kind == "usage":
+        return float(_calls_binding(answer, expect["name"], expect["parameters"]))
     raise ValueError(f"unknown API question kind {question.kind!r}")

@@ -1,19 +1,26 @@
 """Evaluate a candidate adapter against production and the base model, and decide whether to promote it.
 
-The suite of a dataset version (``evalset.json``, built from held-out units only, see ``corpus.versions``):
-- held-out loss on the evaluation split, computed in-process on the answer tokens;
-- API knowledge: questions about held-out public symbols, scored against the symbol table;
+The suite of a dataset version (``evalset.json``, see ``corpus.versions``): every symbol's facts trained, the
+questions held out.
+- API knowledge: questions about every public symbol in a phrasing family no training pair uses, scored against
+  the symbol table (signature, parameters, return type, which symbol does X, a call that binds), separately for the
+  symbols whose facts trained as questions and for the withheld-QA control (trained only as documentation);
+- execution: tasks mined from held-out tests, the model's code run against the library's own check in the sandbox
+  (pass@1, greedy decoding);
+- a general-coding floor: built-in Python tasks with tests, to catch forgetting;
 - hallucinated-API rate: references to library names that do not exist at that commit, over every answer;
-- execution: tasks mined from held-out tests, the model's code run against the library's own check in the
-  sandbox (pass@1, greedy decoding);
-- a general-coding floor: built-in Python tasks with tests, to catch forgetting.
-Every model answers through the vLLM server under its own name (never the stable alias), with bounded
-concurrency. The gate's decision and reasons go to the registry; a JSON + Markdown report per evaluation goes
-under ``<home>/evaluations/<lib>/``, and the scalars into the candidate's TensorBoard run.
+- held-out loss on the trained facts asked in the held-out phrasings, computed in-process on the answer tokens.
+Rows: the base model, the base model with the symbol's own documentation in the prompt (the ceiling a retriever
+could reach; full evaluations only), production and the candidate, each figure with a 95 % Wilson interval. Every
+model answers through the vLLM server under its own name (never the stable alias), all prompts of a round at once.
+The pipeline's gate evaluates a stratified sample sized to a time budget; ``full`` (``make bench``, ``doctune eval
+run --full``) asks everything. The gate's decision and reasons go to the registry; a JSON + Markdown report per
+evaluation goes under ``<home>/evaluations/<lib>/``, and the scalars into the candidate's TensorBoard run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -29,18 +36,32 @@ from doctune.errors import DoctuneError
 
 log = logging.getLogger(__name__)
 
-# Requests in flight against the server, and generated programs running at once in the sandbox.
-CONCURRENCY = 4
+# Requests in flight against the server: vLLM batches them, so more at once is more answers per second.
+CONCURRENCY = 16
 SANDBOX_WORKERS = 2
-# Bounds that keep an evaluation to minutes on a CPU server; the report says how many items were used.
-MAX_API_QUESTIONS = 24
-MAX_EXEC_TASKS = 24
-LOWER_IS_BETTER = {"heldout_loss"}
+# Items asked per round; between rounds the time budget is checked (a stratified sample of the suite, in order).
+ROUND = 32
+LOWER_IS_BETTER = {"heldout_loss", "hallucination_rate", "answers_with_hallucination"}
 # Fewer library names than this in a model's answers make its hallucination rate too noisy to gate on: at 50
 # references a rate near 0.3 still has a standard error of about 0.065, more than the default bound of 0.05.
 MIN_REFERENCES = 50
+# A score decides the gate only over this many items, and only when some model scores above zero on them:
+# below that it is noise (or a model too small to answer at all, like the tests' tiny Llama), and held-out loss
+# decides instead, saying so.
+MIN_SCORED_ITEMS = 30
 # Floating-point slack when a margin is met exactly (a 2 % margin and a 2.0000 % gain must pass).
 EPSILON = 1e-9
+# How much each kind of answer may say, and where it ends: a name or a type is a line, a signature or a call one
+# code block. Trained answers fit these; the base model gets the same room.
+ANSWER_SHAPE: dict[str, tuple[int, list[str]]] = {
+    "which": (40, ["\n\n"]),
+    "returns": (40, ["\n\n"]),
+    "signature": (96, ["```\n", "\n\n\n"]),
+    "params": (160, ["\n\n\n"]),
+    "usage": (80, ["```\n", "\n\n\n"]),
+    "exec": (192, ["```\n"]),
+    "general": (192, ["```\n"]),
+}
 
 
 @dataclass
@@ -107,48 +128,111 @@ class Item:
     id: str
     kind: str  # "api", "exec" or "general"
     prompt: str
-    max_tokens: int
     payload: Any  # the ApiQuestion or ExecTask
+    group: str  # the metric it counts in: api_heldout_phrasing, api_withheld_qa, exec_pass_at_1, ...
+    symbol: str = ""  # the public symbol it is about (for the docs-in-prompt row)
+
+    @property
+    def shape(self) -> tuple[int, list[str]]:
+        return ANSWER_SHAPE[self.payload.kind if self.kind == "api" else self.kind]
 
 
 def suite_items(dataset_path: str | Path) -> list[Item]:
+    """Every item of a version's suite, in a stratified order: taking the first N keeps each group's share."""
     from doctune.evalsuite import ApiQuestion, ExecTask, general_tasks
 
     path = Path(dataset_path) / "evalset.json"
-    items: list[Item] = []
+    groups: dict[str, list[Item]] = {}
     if path.is_file():
         evalset = json.loads(path.read_text())
-        for q in evalset["api_questions"][:MAX_API_QUESTIONS]:
+        for q in evalset["api_questions"]:
             question = ApiQuestion.from_dict(q)
-            items.append(Item(question.id, "api", question.prompt, 96, question))
-        for t in evalset["exec_tasks"][:MAX_EXEC_TASKS]:
+            group = "api_withheld_qa" if question.split == "withheld" else "api_heldout_phrasing"
+            item = Item(question.id, "api", question.prompt, question, group, question.symbol)
+            groups.setdefault(f"{group}:{question.kind}", []).append(item)
+        for t in evalset["exec_tasks"]:
             task = ExecTask.from_dict(t)
-            items.append(Item(task.id, "exec", task.prompt, 192, task))
+            group = "exec_withheld_pass_at_1" if t.get("split") == "withheld" else "exec_pass_at_1"
+            groups.setdefault(group, []).append(Item(task.id, "exec", task.prompt, task, group, task.symbol))
     else:
         log.warning(
             "%s predates the evaluation suite: only held-out loss and the general floor are measured; "
             "rebuild it with `doctune corpus build --force`",
             dataset_path,
         )
-    items += [Item(t.id, "general", t.prompt, 192, t) for t in general_tasks()]
-    return items
+    groups["general"] = [Item(t.id, "general", t.prompt, t, "general_pass_at_1") for t in general_tasks()]
+    # Round-robin over the groups, each in a stable hashed order: any prefix is a stratified sample.
+    for members in groups.values():
+        members.sort(key=lambda i: hashlib.sha256(i.id.encode()).hexdigest())
+    order: list[Item] = []
+    for rank in range(max(len(m) for m in groups.values())):
+        order += [members[rank] for _, members in sorted(groups.items()) if rank < len(members)]
+    return order
 
 
-def ask_all(client: Any, models: dict[str, str], items: list[Item]) -> dict[str, list[str]]:
-    """Answers per role (base/production/candidate), greedy, with bounded concurrency against the server."""
-    jobs = [(role, name, item) for role, name in models.items() for item in items]
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        answers = list(pool.map(lambda job: client.chat(job[1], job[2].prompt, max_tokens=job[2].max_tokens), jobs))
+def docs_prompt(item: Item, docs: dict[str, str]) -> str:
+    """The item's prompt with the symbol's own reference entry before it: what a perfect retriever would add."""
+    doc = docs.get(item.symbol)
+    return f"Documentation:\n\n{doc}\n\n{item.prompt}" if doc else item.prompt
+
+
+def ask_all(
+    client: Any,
+    models: dict[str, str],
+    items: list[Item],
+    *,
+    docs: dict[str, str] | None = None,
+    budget_s: float | None = None,
+) -> tuple[list[Item], dict[str, list[str]]]:
+    """Answers per role, greedy, every model's prompts of a round sent at once. With ``budget_s``, rounds stop once
+    the next would not fit: the items answered (a stratified prefix) come back with the answers. The role
+    ``docs_in_prompt`` asks the base model with the documentation in the prompt."""
+    answered: list[Item] = []
     out: dict[str, list[str]] = {role: [] for role in models}
-    for (role, _, _), answer in zip(jobs, answers, strict=True):
-        out[role].append(answer)
-    return out
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        for start in range(0, len(items), ROUND):
+            chunk = items[start : start + ROUND]
+            if budget_s is not None and answered:
+                elapsed = time.perf_counter() - started
+                if elapsed + elapsed / len(answered) * len(chunk) > budget_s:
+                    log.info("evaluation time budget of %.0f s reached after %d items", budget_s, len(answered))
+                    break
+            jobs = [
+                (role, name, docs_prompt(item, docs or {}) if role == "docs_in_prompt" else item.prompt, item.shape)
+                for role, name in models.items()
+                for item in chunk
+            ]
+            answers = list(pool.map(lambda j: client.chat(j[1], j[2], max_tokens=j[3][0], stop=j[3][1]), jobs))
+            for (role, _, _, _), answer in zip(jobs, answers, strict=True):
+                out[role].append(answer)
+            answered += chunk
+            log.info(
+                "asked %d of %d items (%d models) in %.0f s",
+                len(answered),
+                len(items),
+                len(models),
+                time.perf_counter() - started,
+            )
+    return answered, out
+
+
+def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95 % by default). Fractional successes (a params question half
+    right) are used as they are: the interval of the mean score."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def score_items(
     items: list[Item], answers: list[str], import_name: str, symbols: dict[str, Any], library_path: Path
-) -> tuple[dict[str, float], list[float]]:
-    """Metrics of one model over the suite, and each item's score (1.0 = passed / fully right)."""
+) -> tuple[dict[str, float], dict[str, tuple[float, float, int]], list[float]]:
+    """Metrics of one model over the items it answered, their 95 % intervals with item counts, and each item's
+    score (1.0 = passed / fully right)."""
     from doctune.evalsuite import hallucinated, referenced_names, run_exec_task, score_api
 
     def score(pair: tuple[Item, str]) -> float:
@@ -160,20 +244,24 @@ def score_items(
 
     with ThreadPoolExecutor(SANDBOX_WORKERS) as pool:
         scores = list(pool.map(score, zip(items, answers, strict=True)))
-    metrics: dict[str, float] = {}
-    for kind, name in (("api", "api_score"), ("exec", "exec_pass_at_1"), ("general", "general_pass_at_1")):
-        mine = [s for item, s in zip(items, scores, strict=True) if item.kind == kind]
-        if mine:
-            metrics[name] = sum(mine) / len(mine)
+    by_metric: dict[str, list[float]] = {}
+    for item, value in zip(items, scores, strict=True):
+        by_metric.setdefault(item.group, []).append(value)
+        if item.kind == "api":
+            by_metric.setdefault(f"{item.group}.{item.payload.kind}", []).append(value)
+    metrics = {name: sum(values) / len(values) for name, values in by_metric.items()}
+    intervals = {name: (*wilson(sum(values), len(values)), len(values)) for name, values in by_metric.items()}
     library_answers = [a for item, a in zip(items, answers, strict=True) if item.kind != "general"]
     references = [referenced_names(a, import_name) for a in library_answers]
     invented = [hallucinated(a, import_name, symbols) for a in library_answers]
     if library_answers:
         total = sum(len(r) for r in references)
+        wrong = sum(len(b) for b in invented)
         metrics["library_references"] = float(total)
-        metrics["hallucination_rate"] = sum(len(b) for b in invented) / total if total else 0.0
+        metrics["hallucination_rate"] = wrong / total if total else 0.0
+        intervals["hallucination_rate"] = (*wilson(wrong, total), total)
         metrics["answers_with_hallucination"] = sum(bool(b) for b in invented) / len(library_answers)
-    return metrics, scores
+    return metrics, intervals, scores
 
 
 def _gain(metric: str, value: float, reference: float) -> float:
@@ -187,15 +275,33 @@ def _amount(metric: str, amount: float) -> str:
     return f"{amount:+.1%}" if metric in LOWER_IS_BETTER else f"{amount * 100:+.1f} points"
 
 
-def gate(params: GateParams, metrics: dict[str, dict[str, float]]) -> tuple[str, list[str]]:
-    """Promote only if the primary metric beats base (and production, by the margin), the general floor did not
-    fall and hallucinations did not rise beyond their bounds. Every check adds a reason, passed or not."""
+def _reliable(metric: str, metrics: dict[str, dict[str, float]], counts: dict[str, int]) -> str:
+    """Why a score cannot decide the gate ("" when it can): too few items, or no model answers any of them."""
+    if metric in LOWER_IS_BETTER:
+        return ""
+    if counts.get(metric, 0) < MIN_SCORED_ITEMS:
+        return f"{metric} over {counts.get(metric, 0)} items (fewer than {MIN_SCORED_ITEMS}) is too noisy to decide"
+    if all(values.get(metric, 0.0) <= 0 for values in metrics.values()):
+        return f"{metric} is 0 for every model: nothing it can tell apart"
+    return ""
+
+
+def gate(
+    params: GateParams, metrics: dict[str, dict[str, float]], counts: dict[str, int] | None = None
+) -> tuple[str, list[str]]:
+    """Promote only if the primary metric beats base (and production, by the margin), held-out loss did not get
+    worse than base's, the general floor did not fall and hallucinations did not rise beyond their bounds. Every
+    check adds a reason, passed or not. ``counts`` (items per metric) says whether a score is reliable enough to be
+    the primary metric; when it is not, held-out loss decides and the first reason says why."""
     metric, candidate, base = params.primary_metric, metrics["candidate"], metrics["base"]
     production = metrics.get("production")
+    reasons: list[str] = []
+    if counts is not None and (why := _reliable(metric, metrics, counts)):
+        reasons.append(f"ok: {why}; heldout_loss decides instead")
+        metric = "heldout_loss"
     value = candidate.get(metric)
     if value is None or not math.isfinite(value):
-        return "reject", [f"candidate has no finite {metric} ({value}); nothing to promote on"]
-    reasons: list[str] = []
+        return "reject", [*reasons, f"candidate has no finite {metric} ({value}); nothing to promote on"]
     ok = True
 
     def check(passed: bool, text: str) -> None:
@@ -215,6 +321,11 @@ def gate(params: GateParams, metrics: dict[str, dict[str, float]]) -> tuple[str,
             gain + EPSILON >= params.production_margin,
             f"{metric} {value:.4f} vs production {production[metric]:.4f}: {_amount(metric, gain)} "
             f"(needs {_amount(metric, params.production_margin)})",
+        )
+    if metric != "heldout_loss" and "heldout_loss" in candidate and "heldout_loss" in base:
+        check(
+            candidate["heldout_loss"] <= base["heldout_loss"] + EPSILON,
+            f"heldout_loss {candidate['heldout_loss']:.4f} not above base {base['heldout_loss']:.4f} (secondary check)",
         )
     reference, against = (production, "production") if production is not None else (base, "base")
     if "general_pass_at_1" in candidate and "general_pass_at_1" in reference:
@@ -261,28 +372,69 @@ def wins_and_losses(
     return {k: v[:limit] for k, v in out.items()}
 
 
+# The figures a report leads with, in order; per-kind API scores follow them.
+HEADLINE = (
+    "api_heldout_phrasing",
+    "api_withheld_qa",
+    "exec_pass_at_1",
+    "exec_withheld_pass_at_1",
+    "general_pass_at_1",
+    "hallucination_rate",
+    "heldout_loss",
+)
+
+
+def showcase(items: list[Item], answers: dict[str, list[str]], scores: dict[str, list[float]]) -> dict[str, str]:
+    """A question about a trained symbol that the base model got wrong and the candidate right, chosen by the
+    scores (the suite's stratified order, names and signatures first): what the demo shows."""
+    preference = {"which": 0, "signature": 1, "usage": 2, "returns": 3, "params": 4}
+    found = [
+        i
+        for i, item in enumerate(items)
+        if item.group == "api_heldout_phrasing" and scores["base"][i] == 0 and scores["candidate"][i] == 1
+    ]
+    if not found:
+        return {}
+    best = min(found, key=lambda i: (preference.get(items[i].payload.kind, 9), i))
+    return {
+        "item": items[best].id,
+        "prompt": items[best].prompt,
+        "base": answers["base"][best],
+        "candidate": answers["candidate"][best],
+    }
+
+
+def _cell(report: dict[str, Any], role: str, name: str) -> str:
+    value = report["metrics"][role].get(name)
+    if value is None:
+        return ""
+    interval = report.get("intervals", {}).get(role, {}).get(name)
+    return f"{value:.3f} [{interval[0]:.2f}-{interval[1]:.2f}] (n={interval[2]})" if interval else f"{value:.4f}"
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     roles = list(report["metrics"])
-    names = sorted({k for m in report["metrics"].values() for k in m})
+    present = {k for m in report["metrics"].values() for k in m}
+    names = [n for n in HEADLINE if n in present] + sorted(n for n in present if "." in n)
+    names += sorted(present - set(names))
     lines = [
         f"# Evaluation of {report['library']} v{report['adapter_version']}: {report['decision']}",
         "",
         f"Dataset v{report['dataset_version']} (commit {report['commit'][:12]}); production: "
         f"{'v' + str(report['production_version']) if report['production_version'] else 'none (base model)'}; "
-        f"primary metric: {report['gate']['primary_metric']}.",
+        f"primary metric: {report['gate']['primary_metric']}. Scores with a 95 % Wilson interval and the number of "
+        "items (for the hallucination rate: of library names referenced).",
         "",
         "| metric | " + " | ".join(roles) + " |",
         "|---|" + "---|" * len(roles),
     ]
-    for name in names:
-        cells = [f"{report['metrics'][r][name]:.4f}" if name in report["metrics"][r] else "" for r in roles]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [f"| {name} | " + " | ".join(_cell(report, r, name) for r in roles) + " |" for name in names]
     lines += ["", "## Gate", "", *(f"- {r}" for r in report["reasons"]), "", "## Suite", ""]
+    items = report["items"]
     lines.append(
-        f"{report['items']['api']} API questions, {report['items']['exec']} execution tasks and "
-        f"{report['items']['general']} general tasks. Questions and tasks come from held-out symbols, doc "
-        "sections and tests only: no training pair was generated from those units, and decontamination drops "
-        "training pairs that repeat a held-out answer."
+        f"{items['api']} API questions, {items['exec']} execution tasks and {items['general']} general tasks"
+        + (f" (a stratified sample of {items['available']} within the time budget)" if items.get("sampled") else "")
+        + f". {report.get('protocol', '')}"
     )
     timing = report["timing"]
     lines += [
@@ -291,6 +443,10 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"{timing['generation_s']:.1f} s ({timing['requests_per_s']:.1f} requests/s); scoring "
         f"{timing['scoring_s']:.1f} s.",
     ]
+    if report.get("showcase"):
+        shown = report["showcase"]
+        lines += ["", "## Showcase", "", f"- `{shown['item']}`: {shown['prompt']}"]
+        lines += [f"  - {role}: {' '.join(shown[role].split())[:300]}" for role in ("base", "candidate")]
     for kind in ("wins", "losses"):
         lines += ["", f"## Sample {kind}", ""]
         for sample in report["samples"][kind] or [{"item": "none"}]:
@@ -322,8 +478,11 @@ def _tensorboard(settings: Settings, library: str, run: Any, metrics: dict[str, 
     writer.close()
 
 
-def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int) -> EvalResult:
-    """Score candidate, production and base on the candidate's suite, decide, record, and report."""
+def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *, full: bool = False) -> EvalResult:
+    """Score candidate, production and base on the candidate's suite, decide, record, and report.
+
+    The gate asks a stratified sample that fits ``library.gate.eval_seconds``; ``full`` asks every item and adds
+    the docs-in-prompt row (the base model with each symbol's documentation in the prompt)."""
     from doctune.corpus import load_rows
     from doctune.models import resolve_base_model
     from doctune.registry import Registry
@@ -345,7 +504,7 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int) -
     if not rows:
         raise DoctuneError(
             f"dataset v{dataset.version} has an empty evaluation split: no promotion without "
-            "evidence; lower eval_share or add docs"
+            "evidence; add documented public API or docs"
         )
 
     adapters = {"candidate": candidate.path} | ({"production": production.path} if production else {})
@@ -357,32 +516,44 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int) -
     timing = {"heldout_loss_s": time.perf_counter() - started}
 
     client = ensure_vllm(settings, library)
-    names = {"base": base_served_name(library.base_model)}
+    base_name = base_served_name(library.base_model)
+    names = {"base": base_name} | ({"docs_in_prompt": base_name} if full else {})
     for role, adapter in (("production", production), ("candidate", candidate)):
         if adapter is not None:
             ensure_loaded(client, adapter.served_name, adapter.path)
             names[role] = adapter.served_name
-    items = suite_items(dataset.path)
-    log.info("asking %d models %d prompts each (at most %d at once)", len(names), len(items), CONCURRENCY)
+    available = suite_items(dataset.path)
+    evalset_path = Path(dataset.path) / "evalset.json"
+    evalset = json.loads(evalset_path.read_text()) if evalset_path.is_file() else {}
+    budget = None if full else library.gate.eval_seconds
+    log.info("asking %d models up to %d prompts each (%d at once)", len(names), len(available), CONCURRENCY)
     started = time.perf_counter()
-    answers = ask_all(client, names, items)
+    items, answers = ask_all(client, names, available, docs=evalset.get("docs", {}), budget_s=budget)
     timing["generation_s"] = time.perf_counter() - started
     timing["requests"] = len(names) * len(items)
     timing["requests_per_s"] = timing["requests"] / timing["generation_s"]
     started = time.perf_counter()
     symbols = json.loads((Path(dataset.path) / "symbols.json").read_text())
     metrics: dict[str, dict[str, float]] = {}
+    intervals: dict[str, dict[str, tuple[float, float, int]]] = {}
     scores: dict[str, list[float]] = {}
     for role in names:
         log.info("scoring %s's answers (execution in the sandbox)", role)
-        scored, scores[role] = score_items(
-            items, answers[role], library.import_name, symbols, Path(dataset.path) / "library"
+        asked = [i for i in items if role != "docs_in_prompt" or i.kind != "general"]
+        replies = [
+            a for i, a in zip(items, answers[role], strict=True) if role != "docs_in_prompt" or i.kind != "general"
+        ]
+        scored, intervals[role], role_scores = score_items(
+            asked, replies, library.import_name, symbols, Path(dataset.path) / "library"
         )
-        metrics[role] = {"heldout_loss": losses[role], **scored}
+        scores[role] = role_scores if len(asked) == len(items) else []
+        metrics[role] = scored | ({"heldout_loss": losses[role]} if role in losses else {})
         log.info("%s: %s", role, ", ".join(f"{k} {v:.3f}" for k, v in metrics[role].items()))
 
     timing["scoring_s"] = time.perf_counter() - started
-    decision, reasons = gate(library.gate, metrics)
+    counts = {name: interval[2] for name, interval in intervals["candidate"].items()}
+    gated = {role: values for role, values in metrics.items() if role != "docs_in_prompt"}
+    decision, reasons = gate(library.gate, gated, counts)
     evaluation = registry.add_evaluation(
         library=library.name,
         adapter_version=candidate.version,
@@ -395,9 +566,10 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int) -
         registry.set_adapter_status(library.name, candidate.version, "rejected")
     log.info("gate: %s v%d (%s)", decision, candidate.version, "; ".join(reasons))
 
-    samples = wins_and_losses(items, answers, scores)
+    compared = {role: value for role, value in scores.items() if value}
+    samples = wins_and_losses(items, answers, compared)
     folder = settings.path("evaluations", library.name) / f"e{evaluation.id}-v{candidate.version}"
-    counts = {kind: sum(i.kind == kind for i in items) for kind in ("api", "exec", "general")}
+    counted = {kind: sum(i.kind == kind for i in items) for kind in ("api", "exec", "general")}
     report = {
         "library": library.name,
         "adapter_version": candidate.version,
@@ -406,12 +578,16 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int) -
         "commit": dataset.commit,
         "models": names,
         "metrics": metrics,
+        "intervals": intervals,
         "decision": decision,
         "reasons": reasons,
         "gate": library.gate.model_dump(),
-        "items": counts,
+        "items": counted | {"available": len(available), "sampled": len(items) < len(available)},
+        "protocol": evalset.get("protocol", ""),
+        "showcase": showcase(items, answers, compared),
         "samples": samples,
         "timing": timing,
+        "full": full,
     }
     _write_report(folder, report)
     _tensorboard(settings, library.name, registry.run(candidate.training_run_id), metrics)

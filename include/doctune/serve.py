@@ -81,7 +81,7 @@ class VLLMClient:
         if response.status_code not in (200, 404):
             raise DoctuneError(f"vLLM refused to unload adapter {name}: {self._error(response)}")
 
-    def chat(self, model: str, question: str, *, max_tokens: int = 128) -> str:
+    def chat(self, model: str, question: str, *, max_tokens: int = 128, stop: list[str] | None = None) -> str:
         response = self._request(
             "POST",
             "/v1/chat/completions",
@@ -90,7 +90,8 @@ class VLLMClient:
                 "messages": [{"role": "user", "content": question}],
                 "max_tokens": max_tokens,
                 "temperature": 0.0,
-            },
+            }
+            | ({"stop": stop} if stop else {}),
         )
         if response.status_code != 200:
             raise DoctuneError(f"vLLM could not answer with model {model}: {self._error(response)}")

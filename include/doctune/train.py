@@ -338,7 +338,7 @@ def _answer_loss_trainer() -> type:
     from torch.nn import functional
     from trl import SFTTrainer
 
-    class AnswerLossTrainer(SFTTrainer):  # type: ignore[misc]
+    class AnswerLossTrainer(SFTTrainer):
         def compute_loss(
             self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
         ) -> Any:

@@ -14,11 +14,11 @@ from typing import Any
 
 from doctune.config import LibraryConfig, Settings, TrainParams, library_files, load_library
 from doctune.errors import DoctuneError
+from doctune.evaluate import HEADLINE, LOWER_IS_BETTER
 
 SPLITS = ("train", "eval", "rejected")
-# Leaderboard columns first in this order (what the gate reads), then any other metric the suite produced.
-METRIC_ORDER = ("heldout_loss", "api_score", "exec_pass_at_1", "general_pass_at_1", "hallucination_rate")
-LOWER_IS_BETTER = {"heldout_loss", "hallucination_rate", "answers_with_hallucination"}
+# Leaderboard columns first in the order evaluation reports lead with, then any other metric the suite produced.
+METRIC_ORDER = HEADLINE
 NOT_RANKED = {"library_references"}  # a count, not a quality
 
 

@@ -3,12 +3,14 @@
 - ``extract``: files -> units (doc sections, public symbols, tests, changelog) and the symbol table;
 - ``generate``: units -> deterministic pairs with provenance;
 - ``filters``: length, code validity, API existence, duplicates, decontamination, each with a reason;
-- ``versions``: the train/eval split, incremental rebuilds, quality reports, atomic versions.
+- ``facts``: what one public symbol's facts are, shared by the generators and the evaluation;
+- ``versions``: the split (held-out tests, the withheld-QA control), incremental rebuilds, quality reports,
+  atomic versions.
 """
 
 from doctune.corpus.extract import MAX_FILE_BYTES, Surface, Unit, extract
 from doctune.corpus.generate import generate_pairs
-from doctune.corpus.versions import DatasetInfo, build, diff_rows, is_held_out, load_rows, split_units
+from doctune.corpus.versions import DatasetInfo, build, diff_rows, is_held_out, load_rows, split_units, withheld_keys
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -22,4 +24,5 @@ __all__ = [
     "is_held_out",
     "load_rows",
     "split_units",
+    "withheld_keys",
 ]

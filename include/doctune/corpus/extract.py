@@ -4,6 +4,10 @@ Everything read becomes a *unit* (one doc section, one public symbol, one test, 
 stable key. The public API also becomes a *symbol table*, which later stages use to reject pairs that mention
 APIs that do not exist. Files are selected from what git tracks, by include/exclude globs; symlinks are never
 followed, and binary, huge, non-UTF-8 or unparsable files are skipped with a counted reason.
+
+The public API is what the package exports, wherever it is defined: re-exports are followed through imports, star
+imports and aliases to their definitions (in private modules, or in a sibling top-level package behind a facade),
+and each definition is named by its canonical public path.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from doctune.config import LibraryConfig, Settings, SourceConfig
+from doctune.corpus.markup import plain
+from doctune.corpus.pyapi import ModuleFacts, describe_module, module_index, public_api, read_reachable
+from doctune.corpus.units import Unit
 from doctune.errors import DoctuneError
 
 log = logging.getLogger(__name__)
@@ -30,36 +37,14 @@ MARKDOWN = {".md", ".markdown"}
 CHANGELOG = re.compile(r"^(CHANGELOG|CHANGES|HISTORY|NEWS)(\.\w+)?$", re.I)
 
 
-@dataclass(frozen=True)
-class Unit:
-    """One piece of the library: kind is "api", "doc", "example" (a test) or "change" (a changelog section)."""
-
-    key: str  # stable identity across commits, e.g. "api:pkg.mod.func" or "doc:docs/x.md#A > B"
-    kind: str
-    path: str
-    title: str
-    text: str
-    signature: str = ""  # api: a Python stub that parses, e.g. "def nibble(envelope: Envelope) -> int: ..."
-    params: tuple[str, ...] = ()
-    examples: tuple[str, ...] = ()
-    deprecated: str = ""  # api: the deprecation note, which names the replacement
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Unit:
-        """The inverse of ``asdict`` after a JSON round trip (lists back to tuples)."""
-        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**fields)
-
-
 @dataclass
 class Surface:
     units: list[Unit]
     symbols: dict[str, dict[str, Any]]  # qualified name -> kind, signature, path, deprecated, alias_of
     skipped: dict[str, str] = field(default_factory=dict)  # path -> reason
     scrubbed: Counter[str] = field(default_factory=Counter)  # kind of secret -> occurrences removed
+    # public name -> why it cannot be resolved, naming the import and what is missing
+    unresolved: dict[str, str] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -157,19 +142,20 @@ def read_text(tree: Path, rel: str) -> tuple[str | None, str]:
 
 
 def classify(rel: str, library: LibraryConfig) -> str | None:
-    """What a tracked file is to the corpus: markdown, rst, text, changelog, api, tests, or None (ignored)."""
+    """What a tracked file is to the corpus: markdown, rst, text, changelog, python (a module, read as API when
+    the package reaches it), tests, or None (ignored)."""
     sources: SourceConfig = library.sources
-    if not matches(rel, sources.include) or matches(rel, sources.exclude):
-        return None
     name = PurePosixPath(rel)
+    # A stub is selected wherever its module's source would be: including **/*.py includes the .pyi beside it.
+    as_source = rel.removesuffix("i") if name.suffix == ".pyi" else rel
+    if not (matches(rel, sources.include) or matches(as_source, sources.include)) or matches(rel, sources.exclude):
+        return None
     if CHANGELOG.match(name.name) and name.suffix.lower() in (*MARKDOWN, ".rst", ".txt", ""):
         return "changelog"
-    if name.suffix == ".py":
-        if matches(rel, sources.tests):
-            return "tests"
-        parts = name.parts
-        package = library.import_name
-        return "api" if parts[0] == package or parts[:2] == ("src", package) else None
+    if name.suffix == ".py" and matches(rel, sources.tests):
+        return "tests"
+    if name.suffix in (".py", ".pyi"):
+        return "python"
     return {".md": "markdown", ".markdown": "markdown", ".rst": "rst", ".txt": "text"}.get(name.suffix.lower())
 
 
@@ -192,7 +178,8 @@ def markdown_units(rel: str, text: str) -> list[Unit]:
         headers_to_split_on=[("#", "h1"), ("##", "h2"), ("###", "h3")], strip_headers=True
     )
     sections: dict[str, tuple[list[str], list[str]]] = {}
-    for chunk in splitter.split_text(text):
+    # MyST directives and Sphinx roles become plain Markdown first: ```{doctest} blocks are Python examples then.
+    for chunk in splitter.split_text(plain(text)):
         headings = [chunk.metadata[h] for h in ("h1", "h2", "h3") if h in chunk.metadata]
         body, examples = sections.setdefault(" > ".join(headings) or PurePosixPath(rel).stem, ([], []))
         body.append(chunk.page_content.strip())
@@ -237,7 +224,8 @@ def rst_units(rel: str, text: str) -> list[Unit]:
             elif isinstance(child, nodes.Element) and not isinstance(child, nodes.system_message):
                 own.append(child.astext())
         title = " > ".join(path) or PurePosixPath(rel).stem
-        if unit := _doc_unit(rel, title, "\n\n".join(own), tuple(examples)):
+        # Sphinx roles and directives docutils does not know survive in its text as written: make them Markdown.
+        if unit := _doc_unit(rel, title, plain("\n\n".join(own)), tuple(examples)):
             units.append(unit)
         for child in node.children:
             if isinstance(child, nodes.section):
@@ -251,7 +239,7 @@ def rst_units(rel: str, text: str) -> list[Unit]:
 def text_units(rel: str, text: str, limit: int = 1500) -> list[Unit]:
     """Plain text: paragraphs grouped into chunks of at most ``limit`` characters."""
     chunks, current = [], ""
-    for paragraph in re.split(r"\n\s*\n", text):
+    for paragraph in re.split(r"\n\s*\n", plain(text)):
         if current and len(current) + len(paragraph) > limit:
             chunks.append(current)
             current = ""
@@ -279,147 +267,6 @@ def changelog_units(rel: str, text: str) -> list[Unit]:
     return units
 
 
-# -- Python --------------------------------------------------------------------------------------------------
-
-
-def module_name(rel: str) -> str:
-    parts = PurePosixPath(rel).with_suffix("").parts
-    if parts and parts[0] == "src":
-        parts = parts[1:]
-    if parts and parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts)
-
-
-def _params(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, ...]:
-    args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
-    return tuple(a.arg for a in args if a.arg not in ("self", "cls"))
-
-
-def _deprecation(node: ast.AST, doc: str) -> str:
-    """The deprecation note of a symbol: a ``.. deprecated::`` docstring line or a DeprecationWarning it emits."""
-    if match := re.search(r"\.\. deprecated::\s*(.+(?:\n\s{3,}.+)*)", doc):
-        return " ".join(match[1].split())
-    for inner in ast.walk(node):
-        if not (isinstance(inner, ast.Call) and inner.args):
-            continue
-        category = (
-            inner.args[1]
-            if len(inner.args) > 1
-            else next((k.value for k in inner.keywords if k.arg == "category"), None)
-        )
-        if isinstance(category, ast.Name | ast.Attribute) and ast.unparse(category).endswith("DeprecationWarning"):
-            message = inner.args[0]
-            return str(message.value) if isinstance(message, ast.Constant) else ast.unparse(message)
-    return ""
-
-
-def _doctests(doc: str) -> tuple[str, ...]:
-    lines = [ln.strip()[4:] for ln in doc.splitlines() if ln.strip().startswith((">>> ", "... "))]
-    return ("\n".join(lines),) if lines else ()
-
-
-def _public_names(tree: ast.Module) -> set[str] | None:
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
-            try:
-                return {str(n) for n in ast.literal_eval(node.value)}
-            except ValueError:
-                return None
-    return None
-
-
-def python_units(rel: str, source: str) -> tuple[list[Unit], dict[str, dict[str, Any]]]:
-    """Public API units and symbol-table entries of one module (``__all__`` decides what is public)."""
-    tree = ast.parse(source, filename=rel)
-    module = module_name(rel)
-    exported = _public_names(tree)
-    symbols: dict[str, dict[str, Any]] = {module: {"kind": "module", "path": rel}}
-    units: list[Unit] = []
-
-    def public(name: str) -> bool:
-        return name in exported if exported is not None else not name.startswith("_")
-
-    def add(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, qualname: str, owner: str = "") -> None:
-        doc = ast.get_docstring(node) or ""
-        if isinstance(node, ast.ClassDef):
-            init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
-            fields = [n for n in node.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
-            bases = f"({', '.join(ast.unparse(b) for b in node.bases)})" if node.bases else ""
-            body = ast.unparse(init).split("\n")[0] + " ..." if init else "\n    ".join(ast.unparse(f) for f in fields)
-            stub = f"class {node.name}{bases}:\n    {body or '...'}"
-            params = _params(init) if init else tuple(f.target.id for f in fields)  # type: ignore[union-attr]
-            kind = "class"
-        else:
-            returns = f" -> {ast.unparse(node.returns)}" if node.returns else ""
-            prefix = "async def" if isinstance(node, ast.AsyncFunctionDef) else "def"
-            stub = f"{prefix} {node.name}({ast.unparse(node.args)}){returns}: ..."
-            if owner:
-                stub = f"class {owner}:\n    {stub}"
-            params, kind = _params(node), "method" if owner else "function"
-        deprecated = _deprecation(node, doc)
-        symbols[qualname] = {
-            "kind": kind,
-            "path": rel,
-            "line": node.lineno,
-            "signature": stub,
-            "params": list(params),
-            "deprecated": deprecated,
-            "summary": doc.strip().split("\n\n")[0].replace("\n", " "),
-        }
-        if isinstance(node, ast.ClassDef):
-            # Fields, class constants and enum members are real attributes: `lib.Verdict.VETO` exists.
-            for member in node.body:
-                targets = member.targets if isinstance(member, ast.Assign) else [getattr(member, "target", None)]
-                for target in targets:
-                    if isinstance(target, ast.Name):
-                        symbols[f"{qualname}.{target.id}"] = {"kind": "attribute", "path": rel}
-        if doc:
-            units.append(
-                Unit(
-                    key=f"api:{qualname}",
-                    kind="api",
-                    path=rel,
-                    title=qualname,
-                    text=doc,
-                    signature=stub,
-                    params=params,
-                    examples=_doctests(doc),
-                    deprecated=deprecated,
-                )
-            )
-
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and public(node.name):
-            add(node, f"{module}.{node.name}")
-            if isinstance(node, ast.ClassDef):
-                for member in node.body:
-                    if isinstance(member, ast.FunctionDef | ast.AsyncFunctionDef) and not member.name.startswith("_"):
-                        add(member, f"{module}.{node.name}.{member.name}", owner=node.name)
-        elif isinstance(node, ast.Assign | ast.AnnAssign):
-            # Module-level constants and aliases (``echo_via_pager = ...``) are API a pair may rightly mention.
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                if isinstance(target, ast.Name) and public(target.id) and target.id != "__all__":
-                    symbols[f"{module}.{target.id}"] = {"kind": "attribute", "path": rel}
-        elif isinstance(node, ast.ImportFrom) and node.level >= 0:
-            # Re-exports (``from .envelopes import nibble`` in a package): the short name is public API too.
-            base = module if rel.endswith("__init__.py") else module.rpartition(".")[0]
-            source_module = node.module or ""
-            if node.level:
-                anchor = base.split(".")[: max(len(base.split(".")) - (node.level - 1), 0)]
-                source_module = ".".join([*anchor, *([source_module] if source_module else [])])
-            for alias in node.names:
-                name = alias.asname or alias.name
-                if public(name) and not name.startswith("_") and alias.name != "*":
-                    symbols[f"{module}.{name}"] = {
-                        "kind": "alias",
-                        "path": rel,
-                        "alias_of": f"{source_module}.{alias.name}",
-                    }
-    return units, symbols
-
-
 def example_units(rel: str, source: str) -> list[Unit]:
     """Each test function as a usage example, titled by what its name says it checks."""
     tree = ast.parse(source, filename=rel)
@@ -442,20 +289,26 @@ def example_units(rel: str, source: str) -> list[Unit]:
 
 
 # Bump when extraction changes what it produces: cached results of older versions are then ignored.
-EXTRACTOR_VERSION = 2
+EXTRACTOR_VERSION = 4
+
+# What a parser may raise on hostile input besides SyntaxError: ast.parse runs out of memory or recursion on
+# deeply nested code, and rejects null bytes with ValueError.
+HOSTILE_INPUT_FAILURES = (ValueError, MemoryError, RecursionError)
 
 
-def read_file(tree: Path, rel: str, kind: str, package: str) -> dict[str, Any]:
-    """Units, symbols, secrets removed and (if skipped) the reason, for one file."""
+def read_file(tree: Path, rel: str, kind: str) -> dict[str, Any]:
+    """One file's result, which is what the cache keeps: the units it yields (the facts of its module for Python
+    source), the secrets removed, or the reason it was skipped."""
     text, reason = read_text(tree, rel)
     if text is None:
         return {"skipped": reason}
     text, found = scrub(text)
-    result: dict[str, Any] = {"scrubbed": dict(found), "units": [], "symbols": {}}
+    result: dict[str, Any] = {"scrubbed": dict(found)}
     try:
-        if kind == "api":
-            units, result["symbols"] = python_units(rel, text)
-        elif kind == "tests":
+        if kind == "python":
+            result["module"] = describe_module(rel, text)
+            return result
+        if kind == "tests":
             units = example_units(rel, text)
         elif kind == "changelog":
             units = changelog_units(rel, text)
@@ -463,6 +316,9 @@ def read_file(tree: Path, rel: str, kind: str, package: str) -> dict[str, Any]:
             units = {"markdown": markdown_units, "rst": rst_units, "text": text_units}[kind](rel, text)
     except SyntaxError as exc:
         return {"skipped": f"Python does not parse: line {exc.lineno}: {exc.msg}"}
+    except HOSTILE_INPUT_FAILURES as exc:
+        parser = "Python" if kind in ("python", "tests") else kind
+        return {"skipped": f"{parser} does not parse: {type(exc).__name__}" + (f": {exc}" if str(exc) else "")}
     result["units"] = [asdict(u) for u in units]
     return result
 
@@ -472,45 +328,83 @@ def extraction_cache(settings: Settings, library: LibraryConfig) -> Path:
     return settings.path("cache", "extract", library.name)
 
 
-def extract(tree: Path, library: LibraryConfig, cache: Path | None = None) -> Surface:
-    """Read the selected files of a work tree into units and the public API's symbol table.
+class _Files:
+    """Reads selected files through the per-blob cache, each at most once, and keeps what was skipped or
+    scrubbed in the files read."""
 
-    With ``cache``, each file's result is kept under its git blob id: a new commit re-reads only the files it
-    changed, which is what makes incremental rebuilds cheap.
-    """
-    units: list[Unit] = []
-    symbols: dict[str, dict[str, Any]] = {}
-    skipped: dict[str, str] = {}
-    scrubbed: Counter[str] = Counter()
-    for rel, blob in tracked_files(tree).items():
-        kind = classify(rel, library)
-        if kind is None:
-            continue
-        key = hashlib.sha256(f"{EXTRACTOR_VERSION}\0{blob}\0{rel}\0{kind}\0{library.import_name}".encode())
-        cached = cache / f"{key.hexdigest()}.json" if cache else None
+    def __init__(self, tree: Path, library: LibraryConfig, cache: Path | None) -> None:
+        self.tree, self.library, self.cache = tree, library, cache
+        self.blobs = tracked_files(tree)
+        self.skipped: dict[str, str] = {}
+        self.scrubbed: Counter[str] = Counter()
+        self.modules: dict[str, ModuleFacts | None] = {}
+
+    def read(self, rel: str, kind: str) -> dict[str, Any] | None:
+        key = hashlib.sha256(
+            f"{EXTRACTOR_VERSION}\0{self.blobs[rel]}\0{rel}\0{kind}\0{self.library.import_name}".encode()
+        )
+        cached = self.cache / f"{key.hexdigest()}.json" if self.cache else None
         if cached and cached.exists():
-            result = json.loads(cached.read_text())
+            result: dict[str, Any] = json.loads(cached.read_text())
         else:
-            result = read_file(tree, rel, kind, library.import_name)
+            result = read_file(self.tree, rel, kind)
             if cached:
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 cached.write_text(json.dumps(result))
         if "skipped" in result:
-            skipped[rel] = result["skipped"]
+            self.skipped[rel] = result["skipped"]
             log.warning("skipped %s: %s", rel, result["skipped"])
-            continue
-        units += [Unit.from_dict(u) for u in result["units"]]
-        symbols.update(result["symbols"])
-        scrubbed.update(result["scrubbed"])
+            return None
+        self.scrubbed.update(result["scrubbed"])
+        return result
+
+    def module(self, rel: str) -> ModuleFacts | None:
+        if rel not in self.modules:
+            result = self.read(rel, "python")
+            self.modules[rel] = result["module"] if result else None
+        return self.modules[rel]
+
+
+def extract(tree: Path, library: LibraryConfig, cache: Path | None = None) -> Surface:
+    """Read the selected files of a work tree into units and the public API's symbol table.
+
+    With ``cache``, each file's result is kept under its git blob id: a new commit re-reads only the files it
+    changed, which is what makes incremental rebuilds cheap. Python modules are indexed by name and parsed only
+    when the package reaches them; the public API is then resolved across modules in memory.
+    """
+    files = _Files(tree, library, cache)
+    selected = [(rel, kind) for rel in files.blobs if (kind := classify(rel, library))]
+    modules = module_index([rel for rel, kind in selected if kind == "python"])
+
+    def load(module: str) -> ModuleFacts | None:
+        return files.module(modules[module])
+
+    read_reachable(library.import_name, modules, load)
+    api = public_api(library.import_name, modules, load)
+    units: list[Unit] = []
+    for rel, kind in selected:
+        if kind == "python":
+            units += api.units.get(rel, [])
+        elif result := files.read(rel, kind):
+            units += [Unit.from_dict(u) for u in result["units"]]
     if not any(u.kind in ("api", "doc") for u in units):
         raise DoctuneError(
             f"found no docs and no documented public API in {tree} for package {library.import_name!r}: "
             "check 'package' (the import name) and 'sources' in the library config, and that the repo has docs"
         )
-    if scrubbed:
+    if files.scrubbed:
         log.warning(
             "removed %d secrets or private hosts from the corpus: %s",
-            sum(scrubbed.values()),
-            ", ".join(f"{k} x{n}" for k, n in sorted(scrubbed.items())),
+            sum(files.scrubbed.values()),
+            ", ".join(f"{k} x{n}" for k, n in sorted(files.scrubbed.items())),
         )
-    return Surface(units=units, symbols=symbols, skipped=skipped, scrubbed=scrubbed)
+    if api.unresolved:
+        example = next(iter(api.unresolved.items()))
+        log.warning("%d public names could not be resolved, e.g. %s: %s", len(api.unresolved), *example)
+    return Surface(
+        units=units,
+        symbols=api.symbols,
+        skipped=dict(sorted(files.skipped.items())),
+        scrubbed=files.scrubbed,
+        unresolved=api.unresolved,
+    )

@@ -1,8 +1,12 @@
 """Quality filters. Each rejected pair is kept, with the filter's name and a reason, for the quality report.
 
 Order matters only for which reason a pair is blamed on: cheap structural checks first, then the
-hallucination check against the symbol table, then duplicates, then decontamination of training pairs
-against the evaluation split.
+hallucination check against the symbol table, then duplicates, then decontamination.
+
+Decontamination keeps what the evaluation holds out out of training: the held-out tests' code (execution tasks
+are mined from it; a task whose very solving call is in a training answer is dropped from the suite instead, see
+``corpus.versions``) and the evaluation's questions. It does not compare answers: a fact's answer is meant to be in
+training and in scoring alike (knowledge is trained, questions are held out).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from doctune.corpus.generate import references
 CODE_BLOCK = re.compile(r"```(?:python|py|pycon)\n(.*?)```", re.S)
 MIN_QUESTION, MAX_QUESTION = 8, 2000
 MIN_ANSWER, MAX_ANSWER = 2, 6000
-NGRAM = 13  # decontamination: any shared 13-word sequence with an evaluation answer (as GPT-3's paper did)
+NGRAM = 13  # decontamination: any shared 13-word sequence with held-out test code (as GPT-3's paper did)
 SHINGLE, PERMUTATIONS, BANDS, NEAR_DUP = 5, 32, 8, 0.85
 _PRIME = (1 << 31) - 1
 
@@ -152,6 +156,7 @@ def apply(
     held_out: Iterable[dict[str, Any]],
     package: str,
     symbols: dict[str, dict[str, Any]],
+    held_out_code: Iterable[str] = (),
 ) -> Verdicts:
     out = Verdicts()
     known = known_names(symbols)
@@ -198,12 +203,17 @@ def apply(
                     (signature, unit)
                 )
             accepted.append((split, row))
-    eval_grams = set().union(*(_ngrams(_answer(r)) for s, r in accepted if s == "eval"))
+    held_out_code = list(held_out_code)
+    protected = set().union(*(_ngrams(code) for code in held_out_code))
+    eval_questions = {_normal(_question(r)) for s, r in accepted if s == "eval"}
     for split, row in accepted:
+        text = f"{_question(row)}\n{_answer(row)}"
         if split == "eval":
             out.eval.append(row)
-        elif eval_grams and _ngrams(_answer(row)) & eval_grams:
-            out.reject(row, split, "decontamination", f"shares a {NGRAM}-word sequence with an evaluation answer")
+        elif _normal(_question(row)) in eval_questions:
+            out.reject(row, split, "decontamination", "asks an evaluation question word for word")
+        elif protected and _ngrams(text) & protected:
+            out.reject(row, split, "decontamination", f"shares a {NGRAM}-word sequence with a held-out test")
         else:
             out.train.append(row)
     return out

@@ -1,36 +1,84 @@
-"""Deterministic generators: chat-message pairs with provenance, several phrasings per kind of question."""
+"""Deterministic generators: chat pairs with provenance that teach each fact in several phrasings and contexts.
+
+A model learns a fact well enough to answer new questions about it only when it has seen the fact many times, in
+several phrasings, with its full name each time (Allen-Zhu & Li, Physics of LMs 3.1/3.3). So every public symbol's
+facts are written in every phrasing below, and in several contexts: its declaration, a parameter list, its return
+type, "which function does ...", a call, a module overview, a class overview, its reference entry. Answers are short
+and carry the fully qualified name; the long docstring appears once, in the reference entry.
+
+Symbols in the withheld-QA control (see ``corpus.versions``) get only documentation-shaped text (reference entry,
+examples, doc sections): the evaluation then shows whether knowledge read as documentation can be answered.
+
+The phrasings the evaluation asks in (``evalsuite.EVAL_PHRASINGS``) never appear here.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 from doctune.corpus.extract import Unit
+from doctune.corpus.facts import Fact, Parameter, fact
+
+# Bump when generated pairs change for the same units: a rebuild then regenerates instead of copying the parent's.
+GENERATOR_VERSION = 2
 
 PHRASINGS = {
     "signature": [
         "What is the signature of `{name}`?",
-        "How is `{name}` declared?",
-        "Show me the signature of `{name}` from {lib}.",
+        "How is `{name}` declared in {lib}?",
+        "Show me the declaration of `{name}`.",
+        "Print the Python signature of `{name}`.",
     ],
-    "purpose": ["What does `{name}` do?", "Explain `{name}` in {lib}.", "What is `{name}` for?"],
+    "constructor": [
+        "How do I construct a `{name}`?",
+        "What does the constructor of `{name}` look like?",
+        "Which arguments does `{name}(...)` take when I create one?",
+    ],
+    "params": [
+        "What parameters does `{name}` take?",
+        "Which arguments does `{name}` accept?",
+        "List the arguments of `{name}`.",
+    ],
+    "returns": ["What does `{name}` return?", "What is the return type of `{name}`?"],
     "which": [
         "Which {lib} function should I use to {task}?",
         "In {lib}, how do I {task}?",
         "What is the {lib} function to {task}?",
+        "I need to {task} in {lib}. What do I call?",
     ],
-    "which_class": ["Which {lib} class is {task}?", "What is the name of the {lib} class for {task}?"],
-    "params": ["What parameters does `{name}` take?", "Which arguments does `{name}` accept?"],
+    "which_method": [
+        "Which method of `{owner}` should I use to {task}?",
+        "How do I {task} with a `{owner}`?",
+        "What is the `{owner}` method to {task}?",
+    ],
+    "which_class": [
+        "Which {lib} class is {task}?",
+        "What is the name of the {lib} class for {task}?",
+        "In {lib}, which class represents {task}?",
+    ],
+    "usage": [
+        "Show how to call `{name}`.",
+        "Give me a one-line example of calling `{name}`.",
+        "How do I use `{name}` in code?",
+    ],
+    "purpose": ["What does `{name}` do?", "What is `{name}` for?"],
+    "members": ["What are the members of `{name}`?", "Which values does the enum `{name}` have?"],
+    "alias": ["Where can I import `{short}` from in {lib}?", "Is `{name}` available under another name?"],
+    "reference": ["Show the documentation of `{name}`.", "Print the reference entry for `{name}`."],
     "example": ["Show an example that uses `{name}`.", "Give me a short code example with `{name}`."],
     "deprecated": ["Is `{name}` deprecated? What should I use instead?", "How do I migrate away from `{name}`?"],
+    "module": ["What does the `{title}` module of {lib} provide?", "List the functions and classes in `{title}`."],
+    "class_overview": ["What methods does `{title}` have?", "List the methods of `{title}`."],
     "doc": [
         "What does the {lib} documentation say about {title}?",
         "Explain {title} in {lib}.",
         "Tell me about {title} in {lib}.",
     ],
     "doc_example": ["Show a {lib} code example for {title}.", "How would I write code for {title} with {lib}?"],
-    "write_code": ["Write code with {lib} that shows: {title}.", "Using {lib}, write a test that checks: {title}."],
+    "write_code": ["Write {lib} code that shows: {title}.", "Give a runnable {lib} example where {title}."],
     "explain": [
         "Explain what this {lib} code does:\n```python\n{code}\n```",
         "What does the following code do with {lib}?\n```python\n{code}\n```",
@@ -38,22 +86,18 @@ PHRASINGS = {
     "migration": ["What replaces `{old}` in {lib}?", "How do I migrate code that uses `{old}` ({lib} {title})?"],
     "change": ["What changed in {lib} {title}?", "What does the {lib} changelog list under {title}?"],
 }
+# Training time is counted in tokens (~150/s for SmolLM2-135M on 2 CPU cores), so the budget goes to short, dense
+# facts: every phrasing of the API kinds above, but one phrasing (chosen by hash) for the long or derived contexts:
+# doc sections, test snippets, code explanations, changelog entries, aliases; the long reference entry once for a
+# symbol that also has questions, in both phrasings for a withheld-QA symbol, which has nothing else.
+ONE_PHRASING = frozenset({"doc", "doc_example", "write_code", "explain", "migration", "change", "alias"})
 
 
-def pick(unit_key: str, kind: str) -> str:
-    """One phrasing per unit and question kind, chosen by hash: stable, and spread across the set."""
+def pick(unit_key: str, kind: str, n: int = 1) -> list[str]:
+    """``n`` phrasings for a unit and question kind, chosen by hash: stable, and spread across the set."""
     choices = PHRASINGS[kind]
-    return choices[int(hashlib.sha256(f"{unit_key}|{kind}".encode()).hexdigest(), 16) % len(choices)]
-
-
-def task_phrase(summary: str) -> str:
-    """Turn a docstring summary ("Open an envelope.") into a task ("open an envelope")."""
-    task = summary.rstrip(".").strip()
-    return task[:1].lower() + task[1:] if task else task
-
-
-def first_paragraph(doc: str) -> str:
-    return doc.strip().split("\n\n")[0].replace("\n", " ").strip()
+    start = int(hashlib.sha256(f"{unit_key}|{kind}".encode()).hexdigest(), 16) % len(choices)
+    return [choices[(start + i) % len(choices)] for i in range(min(n, len(choices)))]
 
 
 def references(code: str, package: str) -> set[str]:
@@ -91,50 +135,136 @@ def _pair(
     return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}], "meta": meta}
 
 
-_GOOGLE = re.compile(r"^\s*(?:Args|Arguments|Parameters|Keyword Args|Keyword Arguments):\s*$")
-_NUMPY = re.compile(r"^\s*(?:Parameters|Other Parameters)\s*\n\s*-{3,}\s*$", re.M)
+# -- answers: one per kind of fact, shared with the evaluation's held-out-phrasing rows ---------------------------
 
 
-def param_docs(doc: str) -> dict[str, str]:
-    """Parameter descriptions from a docstring in Google, NumPy or reST style."""
-    found = {
-        m[1]: " ".join(m[2].split()) for m in re.finditer(r":param\s+(?:[\w\[\], ]+\s+)?(\*{0,2}\w+):\s*(.+)", doc)
-    }
-    lines = doc.splitlines()
-    for i, line in enumerate(lines):
-        if _GOOGLE.match(line):  # "name (type): description", continuation lines indented deeper
-            indent = None
-            for entry in lines[i + 1 :]:
-                if not entry.strip():
-                    continue
-                depth = len(entry) - len(entry.lstrip())
-                indent = depth if indent is None else indent
-                if depth < indent:
-                    break
-                if depth == indent and (m := re.match(r"\s*(\*{0,2}\w+)(?:\s*\([^)]*\))?:\s*(.*)", entry)):
-                    current = m[1]
-                    found[current] = m[2]
-                elif depth > indent and found:
-                    found[current] += " " + entry.strip()
-    if match := _NUMPY.search(doc):  # "name : type" then an indented description
-        current = ""
-        for entry in doc[match.end() :].splitlines()[1:]:
-            if not entry.strip():
-                continue
-            if re.match(r"^\s*-{3,}\s*$", entry) or (entry.strip() and not entry.startswith(" ") and ":" not in entry):
-                break
-            if m := re.match(r"^\s{0,4}(\*{0,2}\w+)\s*:\s*.*$", entry):
-                current = m[1]
-                found[current] = ""
-            elif current:
-                found[current] = (found[current] + " " + entry.strip()).strip()
-    return {k.lstrip("*"): v for k, v in found.items()}
+def _code(text: str) -> str:
+    return f"```python\n{text}\n```"
 
 
-def _params_answer(name: str, unit: Unit, code: str) -> str:
-    described = param_docs(unit.text)
-    lines = [f"- `{p}`: {described[p]}" if described.get(p) else f"- `{p}`" for p in unit.params]
-    return f"`{name}` takes:\n" + "\n".join(lines) + f"\n\n{code}"
+def _parameter_line(parameter: Parameter, item: Fact) -> str:
+    kind, name, default = parameter
+    shown = {"vararg": f"*{name}", "kwarg": f"**{name}"}.get(str(kind), str(name))
+    if name in item.annotations:
+        shown += f": {item.annotations[str(name)]}"
+    if default is not None:
+        shown += f" = {default}"
+    passing = {"posonly": " (positional-only)", "kwonly": " (keyword-only)"}.get(str(kind), "")
+    described = item.param_docs.get(str(name), "")
+    return f"- `{shown}`{passing}" + (f": {_first_sentence(described)}" if described else "")
+
+
+def _first_sentence(text: str) -> str:
+    match = re.match(r"(.+?[.!?])(?:\s|$)", text)
+    return match[1] if match else text
+
+
+def signature_answer(item: Fact) -> str:
+    if item.kind == "class":  # annotated parameters in a call are not Python: shown inline, as Sphinx shows them
+        return f"`{item.name}` is constructed as `{item.short}{item.signature}`."
+    where = f", a method of `{item.owner}`" if item.kind == "method" else ""
+    return f"`{item.name}`{where} is declared as:\n{_code(item.declaration + ': ...')}"
+
+
+def params_answer(item: Fact) -> str:
+    what = "The constructor of " if item.kind == "class" else ""
+    lines = "\n".join(_parameter_line(p, item) for p in item.parameters)
+    return f"{what}`{item.name}` takes {len(item.parameters)} parameter{'s' * (len(item.parameters) != 1)}:\n{lines}"
+
+
+def returns_answer(item: Fact) -> str:
+    said = f": {_first_sentence(item.returns_doc)}" if item.returns_doc else "."
+    return f"`{item.name}` returns `{item.returns}`{said}"
+
+
+def which_answer(item: Fact) -> str:
+    return f"Use `{item.name}`:\n{_code(item.call)}"
+
+
+def usage_answer(item: Fact, lib: str) -> str:
+    if item.kind == "method":
+        return f"Call it on a `{item.owner}`:\n{_code(f'result = {item.call}')}"
+    return _code(f"import {lib}\n\nresult = {item.call}")
+
+
+ANSWERS: dict[str, Callable[[Fact, str], str]] = {
+    "signature": lambda item, lib: signature_answer(item),
+    "params": lambda item, lib: params_answer(item),
+    "returns": lambda item, lib: returns_answer(item),
+    "which": lambda item, lib: which_answer(item),
+    "usage": usage_answer,
+}
+
+
+def is_enum(item: Fact) -> bool:
+    return item.kind == "class" and bool(re.search(r"\((?:\w+\.)*\w*(?:Enum|Flag)\b", item.declaration))
+
+
+def reference_entry(item: Fact) -> str:
+    """The symbol as its API reference page shows it: declaration, then the docstring."""
+    return f"`{item.name}`\n\n{_code(item.stub)}" + (f"\n\n{item.doc}" if item.doc else "")
+
+
+def _fact_pairs(unit: Unit, item: Fact, lib: str, symbols: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every phrasing of every question kind about one symbol (the QA set)."""
+    fmt = {"name": item.name, "short": item.short, "owner": item.owner, "lib": lib, "task": item.task}
+    pairs: list[dict[str, Any]] = []
+
+    def each(kind: str, generator: str, answer: str, expect: dict[str, Any] | None = None) -> None:
+        questions = pick(unit.key, kind) if kind in ONE_PHRASING else PHRASINGS[kind]
+        pairs.extend(_pair(unit, generator, q.format(**fmt), answer, expect) for q in questions)
+
+    enum = is_enum(item)
+    if item.kind != "class" or (item.parameters and not enum):
+        each("constructor" if item.kind == "class" else "signature", "signature", signature_answer(item))
+    if item.parameters and not enum:
+        each("params", "params", params_answer(item))
+    if item.returns:
+        each("returns", "returns", returns_answer(item))
+    if item.summary and item.task:
+        which = {"class": "which_class", "method": "which_method"}.get(item.kind, "which")
+        each(which, "which", which_answer(item), {"name": item.short, "params": [p[1] for p in item.parameters]})
+    if not enum:
+        each("usage", "usage", usage_answer(item, lib))
+    if item.summary:
+        each("purpose", "purpose", f"`{item.name}`: {item.summary}")
+    if enum:
+        members = sorted(n.rsplit(".", 1)[-1] for n, s in symbols.items() if n.startswith(f"{item.name}."))
+        if members:
+            each("members", "members", f"`{item.name}` has the members {', '.join(f'`{m}`' for m in members)}.")
+    if item.aliases:
+        also = ", ".join(f"`{a}`" for a in item.aliases)
+        each("alias", "alias", f"`{item.short}` is defined as `{item.name}` and is also importable as {also}.")
+    if item.deprecated:
+        each("deprecated", "deprecated", f"Yes, `{item.name}` is deprecated: {item.deprecated}")
+    return pairs
+
+
+def _documentation_pairs(unit: Unit, item: Fact, *, withheld: bool) -> list[dict[str, Any]]:
+    """What any symbol gets, QA set or not: its reference entry and its docstring examples."""
+    fmt = {"name": item.name}
+    questions = PHRASINGS["reference"] if withheld else pick(unit.key, "reference")
+    pairs = [_pair(unit, "reference", q.format(**fmt), reference_entry(item)) for q in questions]
+    for example in item.examples:
+        pairs += [_pair(unit, "example", q.format(**fmt), _code(example)) for q in PHRASINGS["example"]]
+    return pairs
+
+
+def api_pairs(
+    unit: Unit, lib: str, symbols: dict[str, dict[str, Any]], *, withheld: bool = False
+) -> list[dict[str, Any]]:
+    item = fact(unit, symbols)
+    if item is None:
+        return []
+    facts = [] if withheld else _fact_pairs(unit, item, lib, symbols)
+    return _documentation_pairs(unit, item, withheld=withheld) + facts
+
+
+def overview_unit(title: str, path: str, members: list[Fact], kind: str) -> Unit:
+    """A module's or a class's public members with one-line summaries, as a unit of its own (its digest changes
+    when any member's name or summary does)."""
+    lines = [f"- `{m.name}`" + (f": {_first_sentence(m.summary)}" if m.summary else "") for m in members]
+    return Unit(key=f"{kind}:{title}", kind=kind, path=path, title=title, text="\n".join(lines))
 
 
 def _migration_pairs(unit: Unit, lib: str) -> list[dict[str, Any]]:
@@ -143,77 +273,45 @@ def _migration_pairs(unit: Unit, lib: str) -> list[dict[str, Any]]:
     for bullet in re.findall(r"^\s*[-*]\s+(.+(?:\n\s{2,}.+)*)", unit.text, re.M):
         names = re.findall(r"`([\w.]+)(?:\([^`]*\))?`", bullet)
         if len(names) >= 2:
-            question = pick(f"{unit.key}|{names[0]}", "migration").format(lib=lib, old=names[0], title=unit.title)
-            pairs.append(_pair(unit, "migration", question, " ".join(bullet.split())))
+            for question in pick(f"{unit.key}|{names[0]}", "migration"):
+                pairs.append(
+                    _pair(
+                        unit,
+                        "migration",
+                        question.format(lib=lib, old=names[0], title=unit.title),
+                        " ".join(bullet.split()),
+                    )
+                )
     return pairs
 
 
-def _api_pairs(unit: Unit, lib: str) -> list[dict[str, Any]]:
-    name, summary = unit.title, first_paragraph(unit.text)
-    code = f"```python\n# {name.rpartition('.')[0]}\n{unit.signature}\n```"
-    fmt = {"name": name, "lib": lib}
-    pairs = [
-        _pair(unit, "signature", pick(unit.key, "signature").format(**fmt), f"{code}\n\n{summary}"),
-        _pair(unit, "purpose", pick(unit.key, "purpose").format(**fmt), f"`{name}`: {unit.text.strip()}\n\n{code}"),
-    ]
-    if summary:
-        kind = "which_class" if unit.signature.startswith("class ") else "which"
-        pairs.append(
-            _pair(
-                unit,
-                "which",
-                pick(unit.key, kind).format(lib=lib, task=task_phrase(summary)),
-                f"Use `{name}`:\n{code}\n\n{summary}",
-                expect={"name": name.rsplit(".", 1)[-1], "params": list(unit.params)},
-            )
-        )
-    if unit.params:
-        pairs.append(
-            _pair(
-                unit,
-                "params",
-                pick(unit.key, "params").format(**fmt),
-                _params_answer(name, unit, code),
-            )
-        )
-    for example in unit.examples:
-        pairs.append(_pair(unit, "example", pick(unit.key, "example").format(**fmt), f"```python\n{example}\n```"))
-    if unit.deprecated:
-        pairs.append(
-            _pair(
-                unit,
-                "deprecated",
-                pick(unit.key, "deprecated").format(**fmt),
-                f"Yes, `{name}` is deprecated: {unit.deprecated}",
-            )
-        )
-    return pairs
-
-
-def generate_pairs(unit: Unit, lib: str, symbols: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Deterministic instruction-response pairs for one unit."""
+def generate_pairs(
+    unit: Unit, lib: str, symbols: dict[str, dict[str, Any]] | None = None, *, withheld: bool = False
+) -> list[dict[str, Any]]:
+    """Deterministic instruction-response pairs for one unit (``withheld``: documentation only, see above)."""
     symbols = symbols or {}
     if unit.kind == "api":
-        return _api_pairs(unit, lib)
+        return api_pairs(unit, lib, symbols, withheld=withheld)
     fmt = {"title": unit.title, "lib": lib}
     pairs = []
-    if unit.kind == "doc":
-        pairs.append(_pair(unit, "doc", pick(unit.key, "doc").format(**fmt), unit.text))
+    if unit.kind in ("module", "class_overview"):
+        pairs += [
+            _pair(unit, unit.kind, q.format(**fmt), f"`{unit.title}`:\n{unit.text}") for q in PHRASINGS[unit.kind]
+        ]
+    elif unit.kind == "doc":
+        pairs += [_pair(unit, "doc", q.format(**fmt), unit.text) for q in pick(unit.key, "doc")]
         for example in unit.examples:
-            pairs.append(
-                _pair(unit, "doc_example", pick(unit.key, "doc_example").format(**fmt), f"```python\n{example}\n```")
-            )
+            for question in pick(unit.key, "doc_example"):
+                pairs.append(_pair(unit, "doc_example", question.format(**fmt), _code(example)))
     elif unit.kind == "example":
-        pairs.append(
-            _pair(
-                unit, "write_code", pick(unit.key, "write_code").format(**fmt), f"```python\n{unit.text.strip()}\n```"
-            )
-        )
+        for question in pick(unit.key, "write_code"):
+            pairs.append(_pair(unit, "write_code", question.format(**fmt), _code(unit.text.strip())))
     elif unit.kind == "change":
-        pairs.append(_pair(unit, "change", pick(unit.key, "change").format(**fmt), unit.text))
+        pairs += [_pair(unit, "change", q.format(**fmt), unit.text) for q in pick(unit.key, "change")]
         if unit.title.endswith(("Deprecated", "Removed")):
             pairs += _migration_pairs(unit, lib)
-    for code in unit.examples if unit.kind == "doc" else (unit.text,) if unit.kind == "example" else ():
+    for code in unit.examples if unit.kind == "doc" else ():
         if answer := explain(code, lib, symbols):
-            pairs.append(_pair(unit, "explain", pick(unit.key, "explain").format(code=code.strip(), lib=lib), answer))
+            question = pick(unit.key, "explain")[0]
+            pairs.append(_pair(unit, "explain", question.format(code=code.strip(), lib=lib), answer))
     return pairs

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from doctune.config import LibraryConfig, Settings
-from doctune.corpus import filters
+from doctune.corpus import filters, generate
 from doctune.corpus.extract import EXTRACTOR_VERSION, Surface, Unit, extract, extraction_cache
-from doctune.corpus.generate import generate_pairs
 from doctune.errors import DoctuneError
 
 if TYPE_CHECKING:
@@ -47,24 +46,54 @@ class DatasetInfo:
         return asdict(self)
 
 
-def is_held_out(unit_key: str, share: float) -> bool:
+def is_held_out(unit_key: str, share: float, salt: str = "") -> bool:
     """Stable per-unit split: the same key lands on the same side in every version."""
-    return int(hashlib.sha256(unit_key.encode()).hexdigest()[:8], 16) / 0x100000000 < share
+    return int(hashlib.sha256(f"{salt}{unit_key}".encode()).hexdigest()[:8], 16) / 0x100000000 < share
 
 
 def split_units(units: list[Unit], share: float) -> tuple[list[Unit], list[Unit]]:
-    """Hold out whole symbols, doc sections and tests (changelog entries always train). Held-out tests become the
-    execution tasks of the evaluation suite, so no task was ever a training example."""
-    held = {u.key for u in units if u.kind in ("api", "doc", "example") and is_held_out(u.key, share)}
-    # A tiny library may hash no symbol (or no test) into the eval side: then hold out the one with the smallest
-    # hash, so there is always an API question and an execution task the model never trained on.
-    for kind in ("api", "example"):
-        if not any(k.startswith(f"{kind}:") for k in held):
-            ranked = sorted(
-                (u for u in units if u.kind == kind), key=lambda u: hashlib.sha256(u.key.encode()).hexdigest()
-            )
-            held.update(u.key for u in ranked[:1])
+    """Hold out a stable share of the library's tests; everything else trains (docs, every symbol, the changelog).
+
+    Held-out tests become the evaluation's execution tasks, so no task was ever a training example. Knowledge is
+    trained and questions are held out: the evaluation asks about trained symbols in phrasings of its own."""
+    held = {u.key for u in units if u.kind == "example" and is_held_out(u.key, share)}
+    # A small suite may hash no test into the eval side: then hold out the one with the smallest hash.
+    if not held:
+        ranked = sorted(
+            (u for u in units if u.kind == "example"), key=lambda u: hashlib.sha256(u.key.encode()).digest()
+        )
+        held.update(u.key for u in ranked[:1])
     return [u for u in units if u.key not in held], [u for u in units if u.key in held]
+
+
+def withheld_keys(units: list[Unit], share: float) -> set[str]:
+    """The withheld-QA control (Allen-Zhu & Li, Physics of LMs 3.1): a stable share of public symbols whose facts
+    train only as documentation. Salted, so that the control does not line up with the test split."""
+    return {u.key for u in units if u.kind == "api" and is_held_out(u.key, share, salt="withheld|")}
+
+
+def overview_units(units: list[Unit], symbols: dict[str, dict[str, Any]], withheld: set[str]) -> list[Unit]:
+    """Module and class overviews (each public member with its one-line summary) of the QA-set symbols."""
+    from doctune.corpus.facts import fact
+
+    members: dict[tuple[str, str], list[Any]] = {}
+    for unit in units:
+        item = fact(unit, symbols) if unit.kind == "api" and unit.key not in withheld else None
+        if item is None:
+            continue
+        if item.kind == "method":
+            members.setdefault(("class_overview", item.owner), []).append(item)
+        else:
+            module = item.name.rpartition(".")[0]
+            members.setdefault(("module", module), []).append(item)
+    overviews = []
+    for (kind, title), items in sorted(members.items()):
+        path = symbols.get(title, {}).get("path") or items[0].name
+        # Chunks of a dozen members keep each pair short; the title says which part it is.
+        for start in range(0, len(items), 12):
+            part = f"{title}" if len(items) <= 12 else f"{title} (part {start // 12 + 1})"
+            overviews.append(generate.overview_unit(part, path, items[start : start + 12], kind))
+    return overviews
 
 
 def import_root(tree: Path, package: str) -> Path:
@@ -72,12 +101,79 @@ def import_root(tree: Path, package: str) -> Path:
     return tree / "src" if (tree / "src" / package).is_dir() else tree
 
 
+PROTOCOL = (
+    "Every public symbol's facts and every doc section are in training; the questions are held out. API questions "
+    "ask about every symbol in a phrasing family that no training pair uses (checked when the version is built). "
+    "Symbols of the withheld-QA control trained only as documentation (reference entry, examples, docs), never as "
+    "questions. Execution tasks come from held-out tests: no training pair was generated from them, training pairs "
+    "sharing a {n}-word sequence with their code were dropped, and a task whose solving call appears in a training "
+    "answer is dropped."
+)
+
+
+def heldout_phrasing_rows(
+    questions: list[Any], facts: dict[str, Any], lib: str, commits: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The held-out loss split: each trained symbol's facts asked in the evaluation's phrasings, answered as
+    training answers them. A lower loss here means the facts, not the phrasings, were learned. ``commits``: the
+    commit each unit's training pairs come from, which these rows carry too (unchanged units, unchanged rows)."""
+    rows = []
+    for question in questions:
+        unit = f"api:{question.symbol}"
+        if question.split != "trained" or question.symbol not in facts or unit not in commits:
+            continue
+        answer = generate.ANSWERS[question.kind](facts[question.symbol], lib)
+        meta = {"unit": unit, "generator": f"heldout:{question.kind}", "commit": commits[unit]}
+        rows.append(
+            {
+                "messages": [{"role": "user", "content": question.prompt}, {"role": "assistant", "content": answer}],
+                "meta": meta,
+            }
+        )
+    return rows
+
+
+def _solving_call(task: Any) -> str:
+    """The call a task's reference makes, normalised (``result = lk.nibble(pot, 5)`` -> ``lk.nibble(pot, 5)``)."""
+    import ast
+
+    line = task.reference.strip().splitlines()[-1]
+    try:
+        node = ast.parse(line).body[0]
+    except (SyntaxError, IndexError):
+        return line
+    return ast.unparse(node.value) if isinstance(node, ast.Assign) else ast.unparse(node)
+
+
+def _code_in(rows: list[dict[str, Any]]) -> str:
+    """All training answers' code, normalised statement by statement, to look solutions up in."""
+    import ast
+
+    out = []
+    for row in rows:
+        for block in filters.CODE_BLOCK.findall(row["messages"][-1]["content"]):
+            try:
+                out += [ast.unparse(node) for node in ast.walk(ast.parse(block)) if isinstance(node, ast.expr)]
+            except SyntaxError:
+                out.append(block)
+    return "\n".join(out)
+
+
 def build_evalset(
-    eval_units: list[Unit], library: LibraryConfig, surface: Surface, tree: Path, dest: Path
+    held_tests: list[Unit],
+    api_units: list[Unit],
+    withheld: set[str],
+    library: LibraryConfig,
+    surface: Surface,
+    tree: Path,
+    dest: Path,
+    train_rows: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The evaluation suite of a version, from held-out units only: API questions, execution tasks validated
-    against the library at this commit (its reference passes, an empty answer fails), and a copy of the package
-    source, so that evaluation needs nothing but the version folder."""
+    """The evaluation suite of a version: API questions about every symbol in held-out phrasings, execution tasks
+    from held-out tests validated against the library at this commit (its reference passes, an empty answer
+    fails), each symbol's reference entry for the docs-in-prompt row, and a copy of the package source, so that
+    evaluation needs nothing but the version folder."""
+    from doctune.corpus.facts import fact
     from doctune.evalsuite import api_questions, mine_exec_tasks, validate_exec_tasks
 
     package = library.import_name
@@ -91,13 +187,29 @@ def build_evalset(
     dropped: list[Any] = []
     if (dest / "library").is_dir():
         tasks, dropped = validate_exec_tasks(
-            mine_exec_tasks(eval_units, package, surface.symbols, tree=tree), dest / "library"
+            mine_exec_tasks(held_tests, package, surface.symbols, tree=tree), dest / "library"
         )
+    trained_code = _code_in(train_rows)
+    clean = []
+    for task in tasks:
+        if _solving_call(task) in trained_code:
+            dropped.append((task, "its solving call appears in a training answer"))
+        else:
+            clean.append(task)
+    docs = {}
+    for unit in api_units:
+        if (item := fact(unit, surface.symbols)) is not None:
+            docs[item.name] = generate.reference_entry(item)
     return {
-        "held_out_units": sorted(u.key for u in eval_units),
-        "api_questions": [q.to_dict() for q in api_questions(eval_units, package)],
-        "exec_tasks": [t.to_dict() for t in tasks],
+        "protocol": PROTOCOL.format(n=filters.NGRAM),
+        "held_out_units": sorted(u.key for u in held_tests),
+        "withheld_symbols": sorted(k.removeprefix("api:") for k in withheld),
+        "api_questions": [q.to_dict() for q in api_questions(api_units, package, surface.symbols, withheld)],
+        "exec_tasks": [
+            {**t.to_dict(), "split": "withheld" if f"api:{t.symbol}" in withheld else "trained"} for t in clean
+        ],
         "dropped_tasks": [{"id": t.id, "reason": reason} for t, reason in dropped],
+        "docs": docs,
     }
 
 
@@ -157,19 +269,32 @@ def diff_rows(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str,
     }
 
 
+def _generation_digest(unit: Unit, withheld: bool, symbols: dict[str, dict[str, Any]]) -> str:
+    """What a unit's pairs depend on: the unit, the generators, which side of the control it is on, its aliases."""
+    aliases = sorted(n for n, s in symbols.items() if s.get("alias_of") == unit.title) if unit.kind == "api" else []
+    blob = json.dumps([unit.digest(), generate.GENERATOR_VERSION, withheld, aliases])
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def _rows_for(
-    units: list[Unit], lib: str, surface: Surface, commit: str, previous: dict[str, list[dict[str, Any]]]
+    units: list[Unit],
+    lib: str,
+    surface: Surface,
+    commit: str,
+    previous: dict[str, list[dict[str, Any]]],
+    withheld: set[str],
 ) -> tuple[list[dict[str, Any]], int]:
     """Pairs for units: reused from the parent where the unit is unchanged, generated where it is new."""
     rows, regenerated = [], 0
     for unit in units:
-        digest = unit.digest()
+        digest = _generation_digest(unit, unit.key in withheld, surface.symbols)
         reused = previous.get(unit.key)
         if reused and all(r["meta"].get("unit_digest") == digest for r in reused):
             rows.extend(reused)
             continue
         regenerated += 1
-        for pair in generate_pairs(unit, lib, surface.symbols):
+        for pair in generate.generate_pairs(unit, lib, surface.symbols, withheld=unit.key in withheld):
+            pair["meta"]["unit_digest"] = digest
             pair["meta"]["commit"] = commit
             rows.append(pair)
     return rows, regenerated
@@ -296,7 +421,8 @@ def build(
         previous_rows = [r for split in ("train", "eval", "rejected") for r in load_rows(latest.path, split)]
     previous: dict[str, list[dict[str, Any]]] = {}
     for row in previous_rows:
-        if row["meta"]["generator"] == "llm":  # LLM pairs come from their own cache, keyed by prompt
+        # LLM pairs come from their own cache, keyed by prompt; held-out-phrasing rows are rebuilt from the questions.
+        if row["meta"]["generator"] == "llm" or row["meta"]["generator"].startswith("heldout:"):
             continue
         clean = {
             "messages": row["messages"],
@@ -304,11 +430,19 @@ def build(
         }
         previous.setdefault(row["meta"]["unit"], []).append(clean)
 
-    train_units, eval_units = split_units(surface.units, library.eval_share)
+    train_units, held_tests = split_units(surface.units, library.eval_share)
+    withheld = withheld_keys(surface.units, library.withheld_share)
+    api_units = [u for u in surface.units if u.kind == "api"]
     lib = library.import_name
-    say(f"generating pairs for {len(surface.units)} units")
-    train_rows, regen_train = _rows_for(train_units, lib, surface, commit, previous)
-    eval_rows, regen_eval = _rows_for(eval_units, lib, surface, commit, previous)
+    say(f"generating pairs for {len(surface.units)} units ({len(withheld)} symbols in the withheld-QA control)")
+    train_units += overview_units(surface.units, surface.symbols, withheld)
+    train_rows, regenerated = _rows_for(train_units, lib, surface, commit, previous, withheld)
+    from doctune.corpus.facts import fact
+    from doctune.evalsuite import api_questions
+
+    facts = {item.name: item for u in api_units if (item := fact(u, surface.symbols)) is not None}
+    commits = {r["meta"]["unit"]: r["meta"]["commit"] for r in train_rows}
+    eval_rows = heldout_phrasing_rows(api_questions(api_units, lib, surface.symbols, withheld), facts, lib, commits)
     llm_stats: dict[str, int] = {}
     llm_failures: list[dict[str, Any]] = []
     if library.llm.enabled:
@@ -316,11 +450,11 @@ def build(
 
         say(f"asking {library.llm.model} for pairs")
         cache = settings.path("cache", "llm", library.name)
-        wanted = [u for u in train_units if u.kind in ("api", "doc")]
+        wanted = [u for u in train_units if u.kind in ("api", "doc") and u.key not in withheld]
         rows, llm_failures, llm_stats = llm_rows(wanted, lib, library.llm, cache, commit)
         train_rows += rows
     say(f"filtering {len(train_rows) + len(eval_rows)} pairs")
-    verdicts = filters.apply(train_rows, eval_rows, lib, surface.symbols)
+    verdicts = filters.apply(train_rows, eval_rows, lib, surface.symbols, held_out_code=[u.text for u in held_tests])
     verdicts.rejected += llm_failures
     train_bytes, eval_bytes = _jsonl(verdicts.train), _jsonl(verdicts.eval)
     content_hash = hashlib.sha256(train_bytes + b"\0" + eval_bytes).hexdigest()
@@ -343,12 +477,19 @@ def build(
         "n_train": len(verdicts.train),
         "n_eval": len(verdicts.eval),
         "n_rejected": len(verdicts.rejected),
-        "units": {"train": len(train_units), "eval": len(eval_units), "regenerated": regen_train + regen_eval},
+        "units": {
+            "train": len(train_units),
+            "held_out_tests": len(held_tests),
+            "withheld_symbols": len(withheld),
+            "regenerated": regenerated,
+        },
         "eval_share": library.eval_share,
+        "withheld_share": library.withheld_share,
         "config": {
             "sources": library.sources.model_dump(),
             "llm": library.llm.model_dump(),
             "extractor": EXTRACTOR_VERSION,
+            "generator": generate.GENERATOR_VERSION,
         },
         "llm": llm_stats or None,
         "diff": diff_rows(parent_kept, verdicts.train + verdicts.eval) if latest else None,
@@ -362,8 +503,8 @@ def build(
         _write_durably(staging / "eval.jsonl", eval_bytes)
         _write_durably(staging / "rejected.jsonl", _jsonl(verdicts.rejected))
         _write_durably(staging / "symbols.json", json.dumps(surface.symbols, indent=1, sort_keys=True).encode())
-        say(f"building the evaluation suite from {len(eval_units)} held-out units")
-        evalset = build_evalset(eval_units, library, surface, tree, staging)
+        say(f"building the evaluation suite ({len(api_units)} symbols, {len(held_tests)} held-out tests)")
+        evalset = build_evalset(held_tests, api_units, withheld, library, surface, tree, staging, verdicts.train)
         _write_durably(staging / "evalset.json", json.dumps(evalset, indent=1, sort_keys=True).encode())
         manifest["evalset"] = {
             "api_questions": len(evalset["api_questions"]),
@@ -399,7 +540,7 @@ def build(
         len(verdicts.eval),
         len(verdicts.rejected),
         commit[:12],
-        regen_train + regen_eval,
+        regenerated,
         len(surface.units),
     )
     return DatasetInfo(library.name, version, commit, str(final), len(verdicts.train), len(verdicts.eval), "built")
