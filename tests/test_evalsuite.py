@@ -134,7 +134,7 @@ def test_without_the_checkout_imports_are_guessed(demo: Demo, mined: list[ExecTa
     assert not any(re.search(r"OUTLAYS|MONDAY|SATURDAY", t.setup + t.check) for t in guessed)
     assert any("OUTLAYS" in t.setup for t in mined)
     # So are parametrized tests: a unit starts at its ``def``, the parameters are in the module.
-    assert not any("test_parse_pennies" in t.id for t in guessed)
+    assert not any("::test_parse_pennies#" in t.id for t in guessed)
     task = next(t for t in guessed if t.reference == NIBBLE)
     assert task.setup.startswith("import ledgerkite as lk\n")
     assert run_exec_task(task, task.reference, library_path=demo.tree).passed

@@ -12,7 +12,7 @@ import pytest
 from conftest import tiny_library
 
 from doctune import corpus
-from doctune.config import GateParams, LibraryConfig, Settings
+from doctune.config import GateParams, LibraryConfig, Settings, write_library
 from doctune.demo import prepare_demo_repo
 from doctune.evaluate import evaluate, evaluation_report, gate, wilson
 from doctune.registry import Registry
@@ -217,3 +217,54 @@ def test_hallucination_rate_over_a_few_names_is_not_judged() -> None:
 def n_withheld(report: dict[str, object]) -> int:
     intervals = report["intervals"]["candidate"]  # type: ignore[index]
     return int(intervals["api_withheld_qa"][2]) if "api_withheld_qa" in intervals else 0
+
+
+# A library small enough for the tiny Llama to learn in a test: three functions with distinct names and parameters.
+TEAPOT = {
+    "teapot/__init__.py": '"""teapot: brewing helpers."""\n\nfrom .core import brew, pour, steep\n\n'
+    '__all__ = ["brew", "pour", "steep"]\n',
+    "teapot/core.py": (
+        "def brew(leaves: int, water: int = 250) -> str:\n"
+        '    """Brew a pot of tea from leaves and water."""\n    return "tea"\n\n\n'
+        "def steep(minutes: int) -> int:\n"
+        '    """Leave the leaves in the water for a while."""\n    return minutes\n\n\n'
+        "def pour(cups: int, *, hot: bool = True) -> list[str]:\n"
+        '    """Fill cups with the brewed tea."""\n    return ["tea"] * cups\n'
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_trained_adapter_beats_base_on_held_out_phrasings_of_trained_symbols(
+    server_settings: Settings, tmp_path: Path
+) -> None:
+    repo = tmp_path / "teapot"
+    for rel, text in TEAPOT.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "teapot"], cwd=repo, check=True
+    )
+    library = tiny_library(
+        server_settings,
+        repo,
+        name="teapot",
+        max_steps=300,
+        learning_rate=3e-3,
+        lora_rank=16,
+        lora_alpha=32,
+        early_stopping_patience=None,
+    ).model_copy(update={"package": "teapot", "withheld_share": 0.0})
+    write_library(server_settings, library)
+    dataset = corpus.build(library, server_settings)
+    evalset = json.loads((Path(dataset.path) / "evalset.json").read_text())
+    train_questions = {r["messages"][0]["content"] for r in corpus.load_rows(dataset.path, "train")}
+    assert evalset["api_questions"] and not train_questions & {q["prompt"] for q in evalset["api_questions"]}
+    trained = train(library, server_settings)
+    result = evaluate(library, server_settings, trained.adapter_version, full=True)
+    base, adapter = result.metrics["base"], result.metrics["candidate"]
+    assert adapter["api_heldout_phrasing"] > base["api_heldout_phrasing"], (base, adapter)
+    assert adapter["heldout_loss"] < base["heldout_loss"]

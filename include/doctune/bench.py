@@ -1,4 +1,5 @@
-"""``make bench``: figures printed next to a baseline measured in the same run, never asserted in tests."""
+"""``make bench``, the pipeline part: figures printed next to a baseline measured in the same run, never asserted in
+tests. Training throughput and model quality have benchmarks of their own under ``benchmarks/``."""
 
 from __future__ import annotations
 
@@ -333,90 +334,6 @@ def bench_corpus_real(settings: Settings, workdir: Path) -> None:
     )
 
 
-TRAIN_PROBE = """
-import json, re, sys, time
-from pathlib import Path
-import transformers
-variant, base, dataset, out, steps, batch = sys.argv[1:7]
-steps, batch = int(steps), int(batch)
-from doctune.corpus import load_rows
-rows = load_rows(dataset, "train")
-# Time the training loop only (not model loading or tokenization), the same way for both variants.
-seconds = []
-original = transformers.Trainer.train
-def timed(self, *args, **kwargs):
-    started = time.perf_counter()
-    result = original(self, *args, **kwargs)
-    seconds.append(time.perf_counter() - started)
-    return result
-transformers.Trainer.train = timed
-if variant == "doctune":
-    from doctune.config import TrainParams
-    from doctune.train import _fit
-    params = TrainParams(max_steps=steps, batch_size=batch, learning_rate=1e-3, save_steps=10**6, lora_rank=16)
-    _fit(base, rows, [], params, Path(out), Path(out) / "tb")
-else:
-    # The baseline a user would write from a LoRA tutorial: plain Trainer + peft, every example padded to the
-    # maximum length, loss on the whole sequence, gradient checkpointing on.
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
-    tok = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM",
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
-    def encode(row):
-        ids = tok.apply_chat_template(row["messages"], tokenize=False)
-        enc = tok(ids, truncation=True, max_length=512, padding="max_length")
-        enc["labels"] = enc["input_ids"].copy()
-        return enc
-    data = Dataset.from_list(rows).map(encode, remove_columns=["messages", "meta"])
-    args = TrainingArguments(output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=1e-3,
-                             report_to=[], save_strategy="no", use_cpu=True, gradient_checkpointing=True,
-                             logging_steps=10**6, disable_tqdm=True)
-    Trainer(model=model, args=args, train_dataset=data).train()
-# VmHWM is this process's own peak (ru_maxrss would include the parent's, inherited at fork).
-peak = int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text())[1]) / 1024
-print(json.dumps({"seconds": seconds[0], "peak_mib": peak}))
-"""
-
-
-def _run_probe(args: list[str]) -> tuple[float, float]:
-    """Seconds of training (from the probe) and the child's peak RSS in MiB (from the kernel)."""
-    import os
-
-    proc = subprocess.Popen(
-        [sys.executable, "-c", TRAIN_PROBE, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    out = proc.stdout.read() if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"training probe {args[0]} failed with status {status}")
-    return float(json.loads(out.strip().splitlines()[-1])["seconds"]), usage.ru_maxrss / 1024
-
-
-def bench_train_vs_baseline(settings: Settings, library: LibraryConfig, steps: int = 30, batch: int = 4) -> None:
-    from doctune.models import resolve_base_model
-    from doctune.registry import Registry
-
-    base = resolve_base_model(library.base_model, settings)
-    dataset = Registry.open(settings).latest_dataset(library.name)
-    assert dataset is not None
-    results = {}
-    for variant in ("plain", "doctune"):
-        out = settings.path("bench", variant)
-        results[variant] = _run_probe([variant, base, dataset.path, str(out), str(steps), str(batch)])
-    (plain_s, plain_mb), (ours_s, ours_mb) = results["plain"], results["doctune"]
-    examples = steps * batch
-    print(
-        f"training loop, {steps} steps x batch {batch} on tiny-llama (CPU): doctune {examples / ours_s:.1f} "
-        f"examples/s, peak RSS {ours_mb:.0f} MiB; plain Trainer + peft {examples / plain_s:.1f} examples/s, "
-        f"{plain_mb:.0f} MiB; speed ratio {plain_s / ours_s:.2f}x (goal >= 1.0), memory ratio "
-        f"{plain_mb / ours_mb:.2f}x"
-    )
-
-
 def bench_train(settings: Settings, library: LibraryConfig) -> None:
     from doctune.train import train
 
@@ -545,43 +462,6 @@ def bench_evaluation(settings: Settings, library: LibraryConfig) -> None:
     serve.stop_server(settings, "vllm")
 
 
-def bench_quality(workdir: Path) -> None:
-    """The headline figure: did fine-tuning teach the library? SmolLM2-135M-Instruct (the demo's base model),
-    the default preset, base model vs adapter on the demo library's evaluation suite."""
-    from doctune import corpus, serve
-    from doctune.demo import prepare_demo_repo
-    from doctune.evaluate import evaluate
-    from doctune.train import train
-
-    settings = bench_settings(workdir)
-    library = LibraryConfig(
-        name="ledgerkite",
-        repo_url=prepare_demo_repo(settings).as_uri(),
-        base_model="smollm2-135m-instruct",
-        preset="smollm2-135m",
-    )
-    write_library(settings, library)
-    dataset = corpus.build(library, settings)
-    started = time.perf_counter()
-    trained = train(library, settings)
-    train_s = time.perf_counter() - started
-    try:
-        result = evaluate(library, settings, trained.adapter_version)
-    finally:
-        serve.stop_server(settings, "vllm")
-    report = json.loads((Path(result.report_path) / "report.json").read_text())
-    base, adapter = result.metrics["base"], result.metrics["candidate"]
-    print(
-        f"quality, SmolLM2-135M-Instruct on ledgerkite (dataset v{dataset.version}: {dataset.n_train} train / "
-        f"{dataset.n_eval} held-out pairs; {trained.steps} steps in {train_s:.0f} s; suite: "
-        f"{report['items']['api']} API questions, {report['items']['exec']} execution tasks, "
-        f"{report['items']['general']} general tasks, all from held-out units or built in):"
-    )
-    for name in ("heldout_loss", "api_score", "hallucination_rate", "exec_pass_at_1", "general_pass_at_1"):
-        print(f"  {name:<20} base {base.get(name, float('nan')):.3f}   adapter {adapter.get(name, float('nan')):.3f}")
-    print(f"  gate: {result.decision} ({'; '.join(result.reasons)})")
-
-
 def main() -> None:
     from doctune.demo import prepare_demo_repo
 
@@ -598,10 +478,8 @@ def main() -> None:
         bench_corpus(settings, library)
         bench_corpus_real(settings, Path(tmp) / "real")
         bench_train(settings, library)
-        bench_train_vs_baseline(settings, library)
         bench_serving(settings, library)
         bench_evaluation(settings, library)
-        bench_quality(Path(tmp) / "quality")
         bench_freshness(Path(tmp) / "freshness")
 
 

@@ -312,9 +312,19 @@ class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     include: list[str] = Field(
-        default=["**/*.md", "**/*.markdown", "**/*.rst", "**/*.txt", "**/*.py", "**/CHANGELOG*", "**/CHANGES*"],
-        description="Files to read. Python files count as API inside the package folder (or src/<package>), "
-        "as usage examples when they match 'tests'.",
+        default=[
+            "**/*.md",
+            "**/*.markdown",
+            "**/*.rst",
+            "**/*.txt",
+            "**/*.py",
+            "**/*.pyi",
+            "**/CHANGELOG*",
+            "**/CHANGES*",
+        ],
+        description="Files to read. Python modules are the public API of 'package' wherever they define it (a "
+        "re-export from a sibling package or a private module is followed to its definition; a .pyi stub stands in "
+        "for a compiled module); Python files matching 'tests' are usage examples.",
     )
     exclude: list[str] = Field(
         default=[

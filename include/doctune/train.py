@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from doctune.config import LibraryConfig, Settings, TrainParams
 from doctune.errors import DoctuneError
@@ -566,6 +566,16 @@ def exclusive_training(registry: Any, library: str, run_dir: Path, ttl: float) -
         registry.release_lease(name, holder)
 
 
+@dataclass(frozen=True)
+class FitChoices:
+    """How a training runs, where doctune chooses by measurement (``make bench`` compares each with its
+    alternative on this machine): the loss path, the batch order and the precision."""
+
+    loss: Literal["auto", "trl"] = "auto"  # auto: answer-only loss on CPU; trl: trl's own loss everywhere
+    order: Literal["length", "random"] = "length"  # batches of similar lengths, or trl's random order
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on a GPU or a CPU with bf16 units
+
+
 def _load(backend: Any, base_path: str, params: TrainParams, lora: Any) -> tuple[Any, Any, Any]:
     """(model, tokenizer, peft config for the trainer) for the chosen backend."""
     import torch
@@ -614,9 +624,12 @@ def _fit(
     tb_dir: Path,
     *,
     progress: StepProgress | None = None,
+    fit: FitChoices | None = None,
 ) -> tuple[int, float | None]:
     import math
     import sys
+
+    fit = fit or FitChoices()
 
     from doctune.backends import activate, choose_backend
 
@@ -630,7 +643,7 @@ def _fit(
     # transformers 5 has no logging_dir: this variable pins where the TensorBoard callback writes.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(tb_dir)
     cuda = backend.device == "cuda"
-    bf16 = cuda or _cpu_has_bf16()
+    bf16 = {"bf16": True, "fp32": False}.get(fit.precision, cuda or _cpu_has_bf16())
     lora = LoraConfig(
         r=params.lora_rank,
         lora_alpha=params.lora_alpha,
@@ -663,13 +676,13 @@ def _fit(
         seed=params.seed,
         max_length=params.max_seq_length,
         packing=params.packing,
-        include_num_input_tokens_seen="all",  # for tokens/s in TensorBoard
+        include_num_input_tokens_seen="non_padding",  # for real tokens/s in TensorBoard
         eval_strategy="steps" if held_out else "no",
         eval_steps=eval_steps,
         per_device_eval_batch_size=params.batch_size,
         prediction_loss_only=True,
         # Batches of similar lengths: padding is compute spent on nothing (measured: 2x tokens/s on SmolLM2, CPU).
-        train_sampling_strategy="group_by_length",
+        train_sampling_strategy="group_by_length" if fit.order == "length" else "random",
         bf16=bf16,
         use_cpu=not cuda,
         # Checkpointing trades compute for memory; small models on CPU have memory to spare.
@@ -683,9 +696,8 @@ def _fit(
         callbacks.append(_plateau_callback(params.early_stopping_patience))
     if progress is not None:
         callbacks.append(_progress_callback(progress))
-    trainer_class = (
-        SFTTrainer if cuda or backend.name == "unsloth" or not _plain_logits(model) else _answer_loss_trainer()
-    )
+    trl_loss = fit.loss == "trl" or cuda or backend.name == "unsloth" or not _plain_logits(model)
+    trainer_class = SFTTrainer if trl_loss else _answer_loss_trainer()
     trainer = trainer_class(
         model=model,
         args=config,

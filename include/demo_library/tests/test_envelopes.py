@@ -77,3 +77,53 @@ def test_outlay_is_frozen():
     spend = lk.Outlay("food", 100, datetime.date(2024, 1, 1))
     with pytest.raises(AttributeError):
         spend.amount = 5
+
+
+def test_headroom_after_spending():
+    pot = lk.Envelope("fuel", 6000, spent=4500)
+    assert lk.headroom(pot) == 1500
+    assert lk.headroom(lk.sew_envelope("new", 2500)) == 2500
+
+
+def test_refill_to_a_new_allowance():
+    pot = lk.sew_envelope("books", 2000)
+    lk.nibble(pot, 500)
+    assert lk.refill(pot, 3000) == 3000
+    assert lk.headroom(pot) == 3000
+
+
+def test_shelf_lists_names_in_stash_order():
+    shelf = lk.EnvelopeShelf()
+    shelf.stash(lk.sew_envelope("b", 1))
+    shelf.stash(lk.sew_envelope("a", 2))
+    assert shelf.names() == ["b", "a"]
+    assert len(shelf) == 2 and "a" in shelf
+
+
+def test_format_pennies_with_a_symbol():
+    assert lk.format_pennies(1205) == "¤12.05"
+    assert lk.format_pennies(1205, symbol="€") == "€12.05"
+    assert lk.format_pennies(-40) == "-¤0.40"
+
+
+def test_parse_pennies_with_another_symbol():
+    assert lk.parse_pennies("€3.50", symbol="€") == 350
+    assert lk.parse_pennies(" 7 ") == 700
+
+
+def test_nibble_returns_what_is_left():
+    pot = lk.sew_envelope("lunch", 2000)
+    assert lk.nibble(pot, 250) == 1750
+    assert lk.nibble(pot, 1750) == 0
+
+
+def test_shuffle_funds_between_fresh_envelopes():
+    rent, fun = lk.sew_envelope("rent", 90000), lk.sew_envelope("fun", 0)
+    assert lk.shuffle_funds(rent, fun, 2500) == (87500, 2500)
+    assert lk.headroom(fun) == 2500
+
+
+def test_sew_envelope_with_rollover():
+    pot = lk.sew_envelope("holiday", 10000, rollover=True)
+    assert pot.rollover
+    assert lk.refill(pot) == 20000

@@ -74,3 +74,35 @@ def test_package_metadata():
     assert lk.__version__ == "0.3.0"
     assert "digest_for_month" in lk.__all__
     assert all(hasattr(lk, name) for name in lk.__all__)
+
+
+def test_digest_total_sums_every_envelope():
+    digest = lk.Digest("2024-05", {"food": 1200, "fuel": 800}, 3)
+    assert digest.total == 2000
+
+
+def test_leaderboard_top_two():
+    assert lk.leaderboard(OUTLAYS, top=2) == [("food", 7000), ("fuel", 6000)]
+
+
+def test_burn_rate_on_pace():
+    env = lk.Envelope("fun", 10000, spent=5000)
+    assert lk.burn_rate(env, 15) == 1.0
+    assert lk.burn_rate(env, 15, days_in_period=60) == 2.0
+
+
+def test_digest_for_month_of_april():
+    digest = lk.digest_for_month(OUTLAYS, "2024-04")
+    assert digest.totals == {"fun": 1000}
+    assert digest.count == 1
+
+
+def test_flag_hungry_envelopes_at_half():
+    shelf = lk.EnvelopeShelf([lk.Envelope("food", 1000, spent=600), lk.Envelope("fuel", 1000, spent=100)])
+    assert lk.flag_hungry_envelopes(shelf, threshold=0.5) == ["food"]
+    assert lk.flag_hungry_envelopes(shelf, threshold=0.1) == ["food", "fuel"]
+
+
+def test_render_ledger_card_total_line():
+    card = lk.render_ledger_card(lk.Digest("2024-06", {"rent": 90000}, 1))
+    assert card.splitlines()[-1] == "TOTAL".ljust(28 - len("¤900.00")) + "¤900.00"

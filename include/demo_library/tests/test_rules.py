@@ -62,3 +62,49 @@ def test_spend_with_rules_spends_or_raises_veto():
         lk.spend_with_rules(shelf, lk.Outlay("fun", 6000, MONDAY), book)
     assert info.value.ruling.verdict is lk.Verdict.VETO
     assert shelf.pluck("fun").spent == 1000
+
+
+def test_ruling_ok_unless_vetoed():
+    assert lk.Ruling(lk.Verdict.NUDGE).ok
+    assert not lk.Ruling(lk.Verdict.VETO, ("cap",)).ok
+
+
+def test_cap_rule_with_a_nudge():
+    rule = lk.cap_rule(1000, verdict=lk.Verdict.NUDGE, name="big")
+    env = lk.sew_envelope("fun", 5000)
+    ruling = lk.judge_outlay([rule], lk.Outlay("fun", 1500, MONDAY), env)
+    assert ruling.verdict is lk.Verdict.NUDGE
+    assert ruling.reasons == ("big: over 1000 cents",)
+
+
+def test_judge_outlay_allows_when_nothing_matches():
+    env = lk.sew_envelope("fun", 5000)
+    ruling = lk.judge_outlay([lk.cap_rule(5000)], lk.Outlay("fun", 100, MONDAY), env)
+    assert ruling.verdict is lk.Verdict.ALLOW
+    assert ruling.reasons == ()
+
+
+def test_rule_book_pins_and_counts():
+    book = lk.RuleBook().pin(lk.cap_rule(10)).pin(lk.weekend_rule())
+    assert len(book) == 2
+    assert [rule.name for rule in book] == ["cap", "weekend"]
+
+
+def test_keyword_rule_names_its_words():
+    rule = lk.keyword_rule(["Bet", "casino"], name="gambling")
+    assert rule.name == "gambling"
+    assert rule.note == "memo mentions bet/casino"
+
+
+def test_weekend_rule_on_a_sunday():
+    sunday = datetime.date(2024, 3, 10)
+    env = lk.sew_envelope("fun", 5000)
+    ruling = lk.judge_outlay([lk.weekend_rule()], lk.Outlay("fun", 100, sunday), env)
+    assert ruling.reasons == ("weekend: weekend spending",)
+
+
+def test_spend_with_rules_allows_a_small_weekday_spend():
+    shelf = lk.EnvelopeShelf([lk.sew_envelope("food", 20000)])
+    book = lk.RuleBook([lk.cap_rule(5000)])
+    assert lk.spend_with_rules(shelf, lk.Outlay("food", 1200, MONDAY), book).verdict is lk.Verdict.ALLOW
+    assert lk.headroom(shelf.pluck("food")) == 18800

@@ -252,19 +252,37 @@ def text_units(rel: str, text: str, limit: int = 1500) -> list[Unit]:
 VERSION_HEADING = re.compile(r"(?:\[?v?(?:ersion\s+)?)(\d+(?:\.\d+)+[\w.-]*)\]?", re.I)
 
 
+# What the model should know of a long history: the newest releases, and every deprecation and removal (they name
+# what replaces an API). Older release notes would spend the training budget on versions nobody runs.
+RECENT_RELEASES = 8
+
+
+def _release_order(version: str) -> tuple[int, Any]:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, version)
+
+
 def changelog_units(rel: str, text: str) -> list[Unit]:
-    """One unit per version and category (Keep a Changelog headings; plain "Version x.y" sections too)."""
+    """One unit per version and category (Keep a Changelog headings; plain "Version x.y" sections too), for the
+    RECENT_RELEASES newest versions, plus the deprecations and removals of every version."""
     sections = markdown_units(rel, text) if PurePosixPath(rel).suffix.lower() in MARKDOWN else rst_units(rel, text)
-    units = []
+    found = []
     for section in sections:
         parts = section.title.split(" > ")
         version = next((m[1] for p in parts if (m := VERSION_HEADING.search(p))), None)
-        if version is None:
-            continue
-        category = parts[-1] if not VERSION_HEADING.search(parts[-1]) else "Changes"
-        title = f"{version} {category}"
-        units.append(Unit(key=f"change:{title}", kind="change", path=rel, title=title, text=section.text))
-    return units
+        if version is not None:
+            category = parts[-1] if not VERSION_HEADING.search(parts[-1]) else "Changes"
+            found.append((version, category, section.text))
+    recent = set(sorted({v for v, _, _ in found}, key=_release_order, reverse=True)[:RECENT_RELEASES])
+    return [
+        Unit(key=f"change:{version} {category}", kind="change", path=rel, title=f"{version} {category}", text=body)
+        for version, category, body in found
+        if version in recent or category.lower().startswith(("deprecat", "remov"))
+    ]
 
 
 def example_units(rel: str, source: str) -> list[Unit]:
@@ -289,7 +307,7 @@ def example_units(rel: str, source: str) -> list[Unit]:
 
 
 # Bump when extraction changes what it produces: cached results of older versions are then ignored.
-EXTRACTOR_VERSION = 4
+EXTRACTOR_VERSION = 5
 
 # What a parser may raise on hostile input besides SyntaxError: ast.parse runs out of memory or recursion on
 # deeply nested code, and rejects null bytes with ValueError.

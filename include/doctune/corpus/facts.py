@@ -67,6 +67,29 @@ def task_phrase(summary: str) -> str:
     return task[:1].lower() + task[1:] if task else task
 
 
+def fence_doctests(doc: str) -> str:
+    """Doctest sessions in a docstring (``>>>`` lines and the output after them) as fenced ``pycon`` blocks, so that
+    an answer shows them as code, not as prose."""
+    out: list[str] = []
+    indent = ""
+    session = fenced = False
+    for line in doc.splitlines():
+        if line.lstrip().startswith("```") and not session:
+            fenced = not fenced  # already a code block: its prompts stay as they are
+        prompt = not fenced and (line.lstrip().startswith((">>>", "... ")) or line.strip() == "...")
+        if prompt and not session:
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}```pycon")
+            session = True
+        elif session and not line.strip():
+            out.append(f"{indent}```")
+            session = False
+        out.append(line)
+    if session:
+        out.append(f"{indent}```")
+    return "\n".join(out)
+
+
 def first_paragraph(doc: str) -> str:
     return doc.strip().split("\n\n")[0].replace("\n", " ").strip()
 
@@ -233,7 +256,7 @@ def fact(unit: Unit, symbols: dict[str, dict[str, Any]]) -> Fact | None:
         annotations=annotations,
         returns=returns,
         summary=first_paragraph(unit.text),
-        doc=unit.text.strip(),
+        doc=fence_doctests(unit.text.strip()),
         param_docs=param_docs(unit.text),
         returns_doc=returns_doc(unit.text),
         aliases=aliases,

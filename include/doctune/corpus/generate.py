@@ -93,16 +93,20 @@ PHRASINGS = {
 ONE_PHRASING = frozenset({"doc", "doc_example", "write_code", "explain", "migration", "change", "alias"})
 
 
-def pick(unit_key: str, kind: str, n: int = 1) -> list[str]:
-    """``n`` phrasings for a unit and question kind, chosen by hash: stable, and spread across the set."""
+def pick(unit_key: str, kind: str) -> list[str]:
+    """One phrasing for a unit and question kind, chosen by hash: stable, and spread across the set."""
     choices = PHRASINGS[kind]
-    start = int(hashlib.sha256(f"{unit_key}|{kind}".encode()).hexdigest(), 16) % len(choices)
-    return [choices[(start + i) % len(choices)] for i in range(min(n, len(choices)))]
+    return [choices[int(hashlib.sha256(f"{unit_key}|{kind}".encode()).hexdigest(), 16) % len(choices)]]
 
 
 def references(code: str, package: str) -> set[str]:
-    """Fully qualified ``package.*`` names a text or code refers to, through imports and import aliases."""
-    found = set(re.findall(rf"\b{re.escape(package)}(?:\.[A-Za-z_]\w*)+", code))
+    """Fully qualified ``package.*`` names a text or code refers to, through imports and import aliases. A host
+    or a path (``https://toolz.readthedocs.io/en``, ``docs/toolz.curried``) is not a name."""
+    found = {
+        m[0]
+        for m in re.finditer(rf"(?<![\w./@-]){re.escape(package)}(?:\.[A-Za-z_]\w*)+", code)
+        if not code.startswith("/", m.end())
+    }
     for module, alias in re.findall(rf"^\s*import\s+({re.escape(package)}(?:\.\w+)*)\s+as\s+(\w+)", code, re.M):
         found.update(f"{module}.{rest}" for rest in re.findall(rf"(?<![\w.]){alias}\.([A-Za-z_][\w.]*)", code))
     imports = rf"^\s*from\s+({re.escape(package)}(?:\.\w+)*)\s+import\s+(?:\(([^)]*)\)|([\w ,]+))"
@@ -200,8 +204,25 @@ def is_enum(item: Fact) -> bool:
     return item.kind == "class" and bool(re.search(r"\((?:\w+\.)*\w*(?:Enum|Flag)\b", item.declaration))
 
 
+# A reference entry longer than this is split at paragraph boundaries into parts (attrs.define's docstring alone is
+# 13,000 characters); each part names the symbol, the first has its declaration.
+REFERENCE_PART_CHARS = 2500
+
+
+def reference_entries(item: Fact) -> list[str]:
+    """The symbol as its API reference page shows it: declaration, then the docstring, in parts if it is long."""
+    head = f"`{item.name}`\n\n{_code(item.stub)}"
+    parts, current = [], head
+    for paragraph in re.split(r"\n\s*\n", item.doc) if item.doc else []:
+        if len(current) + len(paragraph) > REFERENCE_PART_CHARS and current.strip() not in ("", head):
+            parts.append(current)
+            current = f"`{item.name}` (continued)"
+        current = f"{current}\n\n{paragraph}"
+    return [*parts, current]
+
+
 def reference_entry(item: Fact) -> str:
-    """The symbol as its API reference page shows it: declaration, then the docstring."""
+    """The whole reference entry in one text (the docs-in-prompt row of the evaluation shows this)."""
     return f"`{item.name}`\n\n{_code(item.stub)}" + (f"\n\n{item.doc}" if item.doc else "")
 
 
@@ -244,7 +265,12 @@ def _documentation_pairs(unit: Unit, item: Fact, *, withheld: bool) -> list[dict
     """What any symbol gets, QA set or not: its reference entry and its docstring examples."""
     fmt = {"name": item.name}
     questions = PHRASINGS["reference"] if withheld else pick(unit.key, "reference")
-    pairs = [_pair(unit, "reference", q.format(**fmt), reference_entry(item)) for q in questions]
+    entries = reference_entries(item)
+    pairs = []
+    for question in questions:
+        for n, entry in enumerate(entries, 1):
+            asked = question.format(**fmt) + (f" (part {n} of {len(entries)})" if len(entries) > 1 else "")
+            pairs.append(_pair(unit, "reference", asked, entry))
     for example in item.examples:
         pairs += [_pair(unit, "example", q.format(**fmt), _code(example)) for q in PHRASINGS["example"]]
     return pairs
@@ -285,10 +311,20 @@ def _migration_pairs(unit: Unit, lib: str) -> list[dict[str, Any]]:
     return pairs
 
 
+def snippet_pair(unit: Unit, task: str, code: str, lib: str, verified: bool | None) -> dict[str, Any]:
+    """A usage example made from one of the library's tests (``corpus.snippets``): the task in plain words, and
+    a runnable script that was run in the sandbox where the library could run (``verified``)."""
+    question = pick(unit.key, "write_code")[0].format(lib=lib, title=task)
+    pair = _pair(unit, "write_code", question, _code(code))
+    pair["meta"]["verified"] = verified
+    return pair
+
+
 def generate_pairs(
     unit: Unit, lib: str, symbols: dict[str, dict[str, Any]] | None = None, *, withheld: bool = False
 ) -> list[dict[str, Any]]:
-    """Deterministic instruction-response pairs for one unit (``withheld``: documentation only, see above)."""
+    """Deterministic instruction-response pairs for one unit (``withheld``: documentation only, see above). Tests
+    become pairs through ``snippet_pair``, once they are rewritten and run."""
     symbols = symbols or {}
     if unit.kind == "api":
         return api_pairs(unit, lib, symbols, withheld=withheld)
@@ -303,9 +339,6 @@ def generate_pairs(
         for example in unit.examples:
             for question in pick(unit.key, "doc_example"):
                 pairs.append(_pair(unit, "doc_example", question.format(**fmt), _code(example)))
-    elif unit.kind == "example":
-        for question in pick(unit.key, "write_code"):
-            pairs.append(_pair(unit, "write_code", question.format(**fmt), _code(unit.text.strip())))
     elif unit.kind == "change":
         pairs += [_pair(unit, "change", q.format(**fmt), unit.text) for q in pick(unit.key, "change")]
         if unit.title.endswith(("Deprecated", "Removed")):

@@ -60,9 +60,36 @@ _FOOTNOTE_REFERENCE = re.compile(r"[ \t]?\[(?:\d+|#[\w-]*|\*|[A-Za-z][\w.-]*)\]_
 # Roles Sphinx renders as code (cross-references to code objects and literal roles), whatever their domain.
 _CODE_ROLES = frozenset(
     {
-        "func", "meth", "class", "attr", "exc", "data", "const", "mod", "obj", "option", "envvar", "type", "deco",
-        "member", "var", "macro", "enum", "enumerator", "struct", "union", "expr", "texpr", "function", "method",
-        "attribute", "exception", "property", "any", "keyword", "token"
+        "func",
+        "meth",
+        "class",
+        "attr",
+        "exc",
+        "data",
+        "const",
+        "mod",
+        "obj",
+        "option",
+        "envvar",
+        "type",
+        "deco",
+        "member",
+        "var",
+        "macro",
+        "enum",
+        "enumerator",
+        "struct",
+        "union",
+        "expr",
+        "texpr",
+        "function",
+        "method",
+        "attribute",
+        "exception",
+        "property",
+        "any",
+        "keyword",
+        "token",
     }
 )
 # Literal roles have no "title <target>" form: their text is shown as written, "<" and all.
@@ -200,8 +227,19 @@ _VERSION_NOTES = {
 # Hand-written API descriptions (".. function:: launch(fuel)" + its text): the text is the documentation itself.
 _OBJECT_DESCRIPTIONS = frozenset(
     {
-        "function", "class", "method", "classmethod", "staticmethod", "attribute", "property", "data", "exception",
-        "decorator", "decoratormethod", "describe", "object"
+        "function",
+        "class",
+        "method",
+        "classmethod",
+        "staticmethod",
+        "attribute",
+        "property",
+        "data",
+        "exception",
+        "decorator",
+        "decoratormethod",
+        "describe",
+        "object",
     }
 )
 _CONTAINERS = frozenset({"container", "compound", "glossary", "hlist"})  # their argument is a style, not text
@@ -211,11 +249,46 @@ _TITLED = frozenset({"rubric", "topic", "sidebar"})  # their argument is a headi
 # like prose is dropped too, so this list only saves asking.
 _DROPPED = frozenset(
     {
-        "toctree", "currentmodule", "module", "index", "image", "figure", "include", "literalinclude", "raw",
-        "only", "ifconfig", "tabs", "tab", "tab-set", "tab-item", "code-tab", "group-tab", "highlight", "testsetup",
-        "testcleanup", "math", "csv-table", "list-table", "table", "graphviz", "digraph", "graph",
-        "inheritance-diagram", "mermaid", "plantuml", "plot", "contents", "sectnum", "default-role", "role", "meta",
-        "title", "rst-class", "program", "productionlist"
+        "toctree",
+        "currentmodule",
+        "module",
+        "index",
+        "image",
+        "figure",
+        "include",
+        "literalinclude",
+        "raw",
+        "only",
+        "ifconfig",
+        "tabs",
+        "tab",
+        "tab-set",
+        "tab-item",
+        "code-tab",
+        "group-tab",
+        "highlight",
+        "testsetup",
+        "testcleanup",
+        "math",
+        "csv-table",
+        "list-table",
+        "table",
+        "graphviz",
+        "digraph",
+        "graph",
+        "inheritance-diagram",
+        "mermaid",
+        "plantuml",
+        "plot",
+        "contents",
+        "sectnum",
+        "default-role",
+        "role",
+        "meta",
+        "title",
+        "rst-class",
+        "program",
+        "productionlist",
     }
 )
 

@@ -657,6 +657,13 @@ def public_api(package: str, modules: dict[str, str], load: Callable[[str], Modu
             qualified = f"{canonical}.{method_name}"
             symbols[qualified] = _api_entry(method, defined_in, "method")
             file_units.append((definition["line"], method["line"], _api_unit(qualified, method, defined_in)))
+    # Functions and classes a public module defines without exporting them are not API, but they exist: a pair or an
+    # answer that mentions `toolz.itertoolz.getter` names something real, not a hallucination.
+    for module in own_modules:
+        facts = load(module)
+        for name in facts["definitions"] if facts else ():
+            if not name.startswith("_"):
+                symbols.setdefault(f"{listed_as[module]}.{name}", {"kind": "internal", "path": modules[module]})
     return PublicAPI(
         units={rel: [unit for *_, unit in sorted(found, key=lambda f: f[:2])] for rel, found in units.items()},
         symbols=dict(sorted(symbols.items())),

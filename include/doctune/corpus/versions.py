@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -300,6 +301,57 @@ def _rows_for(
     return rows, regenerated
 
 
+def _snippet_rows(
+    tests: list[Unit], lib: str, surface: Surface, tree: Path, previous: dict[str, list[dict[str, Any]]], commit: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The training tests as runnable usage examples, each run in the sandbox against the library at this commit
+    (every build: a change in the library can break an example its test module did not change). An example
+    that did not change keeps its parent's row, provenance included."""
+    from doctune.corpus.snippets import usage_snippets, verify_snippets
+
+    snippets, refusals = usage_snippets(tests, lib, surface.symbols, tree)
+    checked = verify_snippets(snippets, import_root(tree, lib))
+    units = {u.key: u for u in tests}
+    rows = []
+    for snippet in checked.kept:
+        row = generate.snippet_pair(units[snippet.unit], snippet.task, snippet.code, lib, snippet.verified)
+        parent = previous.get(snippet.unit, [])
+        if (
+            parent
+            and parent[0]["messages"] == row["messages"]
+            and parent[0]["meta"].get("verified") == snippet.verified
+        ):
+            rows.append(parent[0])
+            continue
+        row["meta"]["commit"] = commit
+        rows.append(row)
+    report = {
+        "tests": len(tests),
+        "examples": len(checked.kept),
+        "verified": sum(s.verified is True for s in checked.kept),
+        "not_run": checked.not_run or None,
+        "failed": {s.unit: error for s, error in checked.dropped},
+        "refused": dict(Counter(_reason_kind(r.reason) for r in refusals).most_common()),
+    }
+    return rows, report
+
+
+# Refusal reasons, grouped for the report: the names in them (fixtures, attributes, decorators) make each unique.
+REASON_KINDS = (
+    (r"^needs the fixtures? ", "needs a fixture"),
+    (r"^uses the fixture", "uses a fixture"),
+    (r"^reads self\.", "reads the state of its test class"),
+    (r"^is decorated with ", "has a decorator a script cannot reproduce"),
+    (r"^is \d+ lines long", "is too long to be a short example"),
+    (r"^uses .*, defined neither", "uses a name its module does not define"),
+    (r"^uses \w+ \(what pytest.raises caught\)", "uses what pytest.raises caught, later on"),
+)
+
+
+def _reason_kind(reason: str) -> str:
+    return next((kind for pattern, kind in REASON_KINDS if re.search(pattern, reason)), reason)
+
+
 def _quantiles(values: list[int]) -> dict[str, int]:
     if not values:
         return {}
@@ -312,10 +364,12 @@ def _quantiles(values: list[int]) -> dict[str, int]:
     }
 
 
-def quality_report(library: LibraryConfig, surface: Surface, verdicts: filters.Verdicts) -> dict[str, Any]:
+def quality_report(
+    library: LibraryConfig, surface: Surface, verdicts: filters.Verdicts, snippets: dict[str, Any]
+) -> dict[str, Any]:
     kept = verdicts.train + verdicts.eval
     public = sorted(n for n, s in surface.symbols.items() if s["kind"] in ("function", "class", "method"))
-    covered = {r["meta"]["unit"].removeprefix("api:") for r in kept if r["meta"]["unit"].startswith("api:")}
+    covered = {r["meta"]["unit"].removeprefix("api:") for r in verdicts.train if r["meta"]["unit"].startswith("api:")}
     reasons = Counter(r["meta"]["rejected"]["filter"] for r in verdicts.rejected)
     return {
         "library": library.name,
@@ -332,6 +386,8 @@ def quality_report(library: LibraryConfig, surface: Surface, verdicts: filters.V
         },
         "answer_chars": _quantiles([len(r["messages"][-1]["content"]) for r in kept]),
         "skipped_files": surface.skipped,
+        "unresolved_names": surface.unresolved,
+        "test_examples": snippets,
         "secrets_removed": dict(surface.scrubbed),
         "sample": [
             {
@@ -372,6 +428,21 @@ def report_markdown(report: dict[str, Any], version: int) -> str:
         *(f"| {k} | {v} |" for k, v in sorted(report["rejected_by_filter"].items())),
         "",
     ]
+    examples = report["test_examples"]
+    lines += [
+        f"- tests as runnable examples: {examples['examples']} of {examples['tests']} training tests, "
+        f"{examples['verified']} run in the sandbox"
+        + (f" (not run: {examples['not_run']})" if examples["not_run"] else "")
+        + f"; refused {sum(examples['refused'].values())}, failed {len(examples['failed'])}",
+        "",
+    ]
+    if report["unresolved_names"]:
+        lines += [
+            "| public name not resolved | why |",
+            "|---|---|",
+            *(f"| `{k}` | {v} |" for k, v in sorted(report["unresolved_names"].items())),
+            "",
+        ]
     if report["skipped_files"]:
         lines += [
             "| skipped file | reason |",
@@ -436,7 +507,12 @@ def build(
     lib = library.import_name
     say(f"generating pairs for {len(surface.units)} units ({len(withheld)} symbols in the withheld-QA control)")
     train_units += overview_units(surface.units, surface.symbols, withheld)
-    train_rows, regenerated = _rows_for(train_units, lib, surface, commit, previous, withheld)
+    say(f"rewriting {sum(u.kind == 'example' for u in train_units)} training tests as examples and running them")
+    train_tests = [u for u in train_units if u.kind == "example"]
+    snippet_rows, snippet_report = _snippet_rows(train_tests, lib, surface, tree, previous, commit)
+    others = [u for u in train_units if u.kind != "example"]
+    train_rows, regenerated = _rows_for(others, lib, surface, commit, previous, withheld)
+    train_rows += snippet_rows
     from doctune.corpus.facts import fact
     from doctune.evalsuite import api_questions
 
@@ -465,7 +541,7 @@ def build(
         )
 
     version = registry.next_dataset_version(library.name)
-    report = quality_report(library, surface, verdicts)
+    report = quality_report(library, surface, verdicts, snippet_report)
     parent_kept = [r for r in previous_rows if "rejected" not in r["meta"]]
     manifest = {
         "library": library.name,

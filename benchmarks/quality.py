@@ -1,0 +1,209 @@
+"""Does the adapter know the library? The quality benchmark, on the demo library and on real ones.
+
+Trained and evaluated (SmolLM2-135M-Instruct, the ``smollm2-135m`` preset, full evaluation: every question, the
+docs-in-prompt row): the bundled demo library and two real libraries of 40-120 public symbols from registry sdists,
+toolz (flat package, star re-exports) and attrs (the ``attrs`` facade over its sibling package ``attr``). Corpus
+only (training them on CPU would take hours): click, rich and markupsafe (a compiled extension with a .pyi stub).
+
+Every figure is printed beside the base model's, measured in the same run, with 95 % Wilson intervals, item counts
+and training time; the targets of the knowledge issue are printed as met or not, never asserted. Writes
+benchmarks/results/quality.json.
+
+Run: ``.venv/bin/python benchmarks/quality.py [--only NAME ...]`` (part of ``make bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import results
+
+from doctune import corpus, serve
+from doctune.bench import bench_settings, real_library_repo
+from doctune.config import LibraryConfig, Settings, write_library
+from doctune.demo import DEMO_NAME, prepare_demo_repo
+from doctune.evaluate import evaluate
+from doctune.train import train
+
+BASE_MODEL = "smollm2-135m-instruct"
+PRESET = "smollm2-135m"
+# name -> (sdist name, version, import name)
+TRAINED = {"toolz": ("toolz", "1.2.0", "toolz"), "attrs": ("attrs", "26.1.0", "attrs")}
+CORPUS_ONLY = {
+    "click": ("click", "8.1.7", "click"),
+    "rich": ("rich", "13.9.4", "rich"),
+    "markupsafe": ("markupsafe", "3.0.2", "markupsafe"),
+}
+METRICS = ("api_heldout_phrasing", "api_withheld_qa", "exec_pass_at_1", "hallucination_rate", "general_pass_at_1")
+ROWS = ("base", "docs_in_prompt", "candidate")
+
+
+def corpus_figures(settings: Settings, library: LibraryConfig) -> tuple[Any, dict[str, Any]]:
+    started = time.perf_counter()
+    dataset = corpus.build(library, settings)
+    seconds = time.perf_counter() - started
+    folder = Path(dataset.path)
+    report = json.loads((folder / "report.json").read_text())
+    evalset = json.loads((folder / "evalset.json").read_text())
+    coverage = report["api_coverage"]
+    figures = {
+        "corpus_seconds": round(seconds, 1),
+        "public_symbols": coverage["public_symbols"],
+        "api_coverage": coverage["share"],
+        "uncovered": coverage["uncovered"],
+        "unresolved_names": len(report["unresolved_names"]),
+        "pairs": report["pairs"],
+        "pairs_by_generator": report["pairs_by_generator"],
+        "test_examples": {k: v for k, v in report["test_examples"].items() if k != "failed"},
+        "evalset": {
+            "api_questions": len(evalset["api_questions"]),
+            "exec_tasks": len(evalset["exec_tasks"]),
+            "withheld_symbols": len(evalset["withheld_symbols"]),
+        },
+        "sample": report["sample"][:3],
+    }
+    mix = ", ".join(f"{k} {v}" for k, v in sorted(report["pairs_by_generator"].items(), key=lambda kv: -kv[1]))
+    print(
+        f"corpus of {library.name}: {coverage['public_symbols']} public symbols, API coverage "
+        f"{coverage['share']:.0%} (goal >= 90 %), {report['pairs']['train']} training pairs in {seconds:.0f} s, "
+        f"{len(report['unresolved_names'])} unresolved names; pair mix: {mix}"
+    )
+    for sample in figures["sample"]:
+        print(f"  sample ({sample['generator']}): {sample['question'][:100]!r} -> {sample['answer'][:100]!r}")
+    return dataset, figures
+
+
+def quality(settings: Settings, library: LibraryConfig) -> dict[str, Any]:
+    dataset, figures = corpus_figures(settings, library)
+    started = time.perf_counter()
+    trained = train(library, settings)
+    train_s = time.perf_counter() - started
+    try:
+        started = time.perf_counter()
+        result = evaluate(library, settings, trained.adapter_version, full=True)
+        eval_s = time.perf_counter() - started
+    finally:
+        serve.stop_server(settings, "vllm")
+    report = json.loads((Path(result.report_path) / "report.json").read_text())
+    rows: dict[str, dict[str, Any]] = {}
+    for role in ROWS:
+        metrics, intervals = report["metrics"].get(role, {}), report["intervals"].get(role, {})
+        rows[role] = {
+            name: {
+                "value": metrics[name],
+                "low": intervals[name][0],
+                "high": intervals[name][1],
+                "n": intervals[name][2],
+            }
+            for name in METRICS
+            if name in metrics and name in intervals
+        }
+        rows[role] |= {k: metrics[k] for k in metrics if k.startswith("api_heldout_phrasing.")}
+    gain = rows["candidate"]["api_heldout_phrasing"]["value"] - rows["base"]["api_heldout_phrasing"]["value"]
+    cpu_minutes = train_s / 60 * (os.cpu_count() or 1)
+    figures |= {
+        "dataset_version": dataset.version,
+        "training_seconds": round(train_s),
+        "training_steps": trained.steps,
+        "evaluation_seconds": round(eval_s),
+        "items": report["items"],
+        "rows": rows,
+        "api_points_per_cpu_minute": round(gain * 100 / cpu_minutes, 2),
+        "gate": {"decision": result.decision, "reasons": result.reasons},
+        "showcase": report.get("showcase", {}),
+    }
+    print(
+        f"quality of {library.name} (SmolLM2-135M, {trained.steps} steps in {train_s / 60:.1f} min of training, "
+        f"evaluation {eval_s:.0f} s over {report['items']['api']} API questions, {report['items']['exec']} execution "
+        f"tasks, {report['items']['general']} general tasks):"
+    )
+    for name in METRICS:
+        cells = []
+        for role in ROWS:
+            value = rows[role].get(name)
+            shown = f"{value['value']:.3f} [{value['low']:.2f}-{value['high']:.2f}] n={value['n']}" if value else "-"
+            cells.append(f"{role} {shown}")
+        print(f"  {name:<22} " + "; ".join(cells))
+    print(f"  knowledge per CPU-minute: {figures['api_points_per_cpu_minute']:+.2f} API points")
+    return figures
+
+
+def _value(figures: dict[str, Any], role: str, metric: str) -> float | None:
+    cell = figures.get("rows", {}).get(role, {}).get(metric)
+    return None if cell is None else float(cell["value"])
+
+
+def targets(libraries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The knowledge issue's targets, each with what was measured and whether it is met."""
+    checks: list[dict[str, Any]] = []
+
+    def check(what: str, measured: float | None, goal: str, met: bool | None) -> None:
+        checks.append({"target": what, "measured": measured, "goal": goal, "met": met})
+        shown = "not measured" if measured is None else f"{measured:.3f}"
+        print(f"target: {what}: {shown} (goal {goal}) -> {'met' if met else 'NOT met' if met is False else '?'}")
+
+    def compare(name: str, metric: str, goal: str, test: Any, *, gain: bool = True) -> None:
+        base, adapter = (_value(libraries[name], role, metric) for role in ("base", "candidate"))
+        if base is None or adapter is None:
+            check(f"{name} {metric}", None, goal, None)
+        else:
+            measured = adapter - base if gain else adapter
+            check(f"{name} {metric}{', gain over base' if gain else ''}", measured, goal, test(base, adapter))
+
+    if "rows" in libraries.get(DEMO_NAME, {}):
+        compare(DEMO_NAME, "api_heldout_phrasing", ">= +0.50", lambda b, a: a - b >= 0.5)
+        compare(DEMO_NAME, "api_withheld_qa", ">= +0.25", lambda b, a: a - b >= 0.25)
+        compare(DEMO_NAME, "exec_pass_at_1", "> base", lambda b, a: a > b, gain=False)
+        compare(DEMO_NAME, "hallucination_rate", "<= half of base", lambda b, a: a <= b / 2, gain=False)
+        compare(DEMO_NAME, "general_pass_at_1", ">= base - 0.02", lambda b, a: a >= b - 0.02, gain=False)
+    for name, figures in libraries.items():
+        check(f"{name} API coverage", figures.get("api_coverage"), ">= 0.90", figures.get("api_coverage", 0) >= 0.9)
+    for name in TRAINED:
+        if "rows" in libraries.get(name, {}):
+            compare(name, "api_heldout_phrasing", ">= +0.30", lambda b, a: a - b >= 0.3)
+            minutes = libraries[name]["training_seconds"] / 60
+            check(f"{name} training minutes", minutes, "<= 30", minutes <= 30)
+    return checks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="Libraries to run (default: all).")
+    wanted = set(parser.parse_args().only or [DEMO_NAME, *TRAINED, *CORPUS_ONLY])
+    libraries: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="doctune-bench-quality-") as tmp:
+        work = Path(tmp)
+        if DEMO_NAME in wanted:
+            settings = bench_settings(work / DEMO_NAME)
+            repo = prepare_demo_repo(settings)
+            library = LibraryConfig(name=DEMO_NAME, repo_url=repo.as_uri(), base_model=BASE_MODEL, preset=PRESET)
+            write_library(settings, library)
+            libraries[DEMO_NAME] = quality(settings, library)
+        for name, (sdist, version, package) in {**TRAINED, **CORPUS_ONLY}.items():
+            if name not in wanted:
+                continue
+            settings = bench_settings(work / name)
+            repo = real_library_repo(work / "sdists", sdist, version)
+            library = LibraryConfig(
+                name=name, package=package, repo_url=repo.as_uri(), base_model=BASE_MODEL, preset=PRESET
+            )
+            write_library(settings, library)
+            if name in TRAINED:
+                libraries[name] = quality(settings, library) | {"version": version}
+            else:
+                libraries[name] = corpus_figures(settings, library)[1] | {"version": version}
+    checks = targets(libraries)
+    path = results.write(
+        "quality", {"base_model": BASE_MODEL, "preset": PRESET, "libraries": libraries, "targets": checks}
+    )
+    print(f"quality figures: {path}")
+
+
+if __name__ == "__main__":
+    main()
