@@ -54,7 +54,8 @@ def test_llm_pairs_are_generated_cached_budgeted_and_filtered(server_settings: S
     # Same units again, against a dead endpoint: every answer must come from the cache, no request is made.
     tree = server_settings.home / "workspaces" / "llmlib" / "repo"
     units, _ = corpus.split_units(corpus.extract(tree, library).units, library.eval_share)
-    wanted = [u for u in units if u.kind in ("api", "doc")]
+    withheld = corpus.withheld_keys(units, library.withheld_share)  # documentation only: no LLM questions
+    wanted = [u for u in units if u.kind in ("api", "doc") and u.key not in withheld]
     cache = server_settings.home / "cache" / "llm" / "llmlib"
     dead = llm.model_copy(update={"base_url": "http://127.0.0.1:9/v1", "max_retries": 0})
     rows, failures, stats = llm_rows(wanted, "ledgerkite", dead, cache, first.commit)

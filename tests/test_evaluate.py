@@ -154,6 +154,9 @@ def test_trained_adapter_passes_the_gate_with_a_full_report(server_settings: Set
     assert report["items"]["exec"] >= 5 and report["items"]["api"] >= 5 and report["items"]["general"] >= 10
     markdown = (Path(result.report_path) / "report.md").read_text()
     assert "| heldout_loss |" in markdown and "## Gate" in markdown and "phrasing family" in markdown
+    answers = [json.loads(line) for line in (Path(result.report_path) / "answers.jsonl").read_text().splitlines()]
+    assert len(answers) == sum(report["items"][kind] for kind in ("api", "exec", "general"))
+    assert all({"base", "candidate"} <= set(row) and row["candidate"]["score"] is not None for row in answers)
     low, high, n = report["intervals"]["candidate"]["api_heldout_phrasing"]
     assert low <= roles["candidate"]["api_heldout_phrasing"] <= high and n == report["items"]["api"] - n_withheld(
         report

@@ -483,7 +483,9 @@ def console_cmd(
 @app.command("demo")
 def demo_cmd(
     base_model: Annotated[str, typer.Option(help="Base model of the demo library.")] = "smollm2-135m-instruct",
-    max_steps: Annotated[int, typer.Option(help="Training steps.")] = 60,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Training steps instead of the base model's preset (2 epochs for SmolLM2).")
+    ] = None,
     edit_docs: Annotated[
         bool,
         typer.Option(

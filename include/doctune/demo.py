@@ -10,11 +10,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from doctune.config import REPO_ROOT, LibraryConfig, Settings, TrainParams, write_library
+from doctune.config import REPO_ROOT, LibraryConfig, Settings, write_library
 from doctune.errors import DoctuneError
 
 DEMO_SOURCE = REPO_ROOT / "include" / "demo_library"
@@ -121,14 +122,21 @@ def run_airflow(settings: Settings, args: list[str], logfile: Path, console: Con
         raise DoctuneError(f"`airflow {' '.join(args)}` failed (exit {proc.returncode}); see {logfile}")
 
 
-def demo_library(settings: Settings, repo: Path, base_model: str, max_steps: int) -> LibraryConfig:
-    library = LibraryConfig(
-        name=DEMO_NAME,
-        repo_url=repo.as_uri(),
-        base_model=base_model,
-        sync_schedule=None,
-        retrain_schedule=None,
-        train=TrainParams(max_steps=max_steps, learning_rate=3e-4 if base_model != "tiny-llama" else 1e-3),
+PRESETS = {"tiny-llama": "tiny-llama", "smollm2-135m-instruct": "smollm2-135m"}
+
+
+def demo_library(settings: Settings, repo: Path, base_model: str, max_steps: int | None = None) -> LibraryConfig:
+    """The demo's config: the base model's training preset (passes over the corpus), or ``max_steps`` steps."""
+    library = LibraryConfig.model_validate(
+        {
+            "name": DEMO_NAME,
+            "repo_url": repo.as_uri(),
+            "base_model": base_model,
+            "sync_schedule": None,
+            "retrain_schedule": None,
+            "preset": PRESETS.get(base_model),
+            "train": {} if max_steps is None else {"max_steps": max_steps, "num_epochs": None},
+        }
     )
     write_library(settings, library)  # the demo owns its state folder: its config is always the embedded one
     return library
@@ -159,28 +167,34 @@ def summary(
         raise DoctuneError(f"the pipeline did not produce a production adapter{why}")
     evaluation = registry.latest_evaluation(library.name, production.version)
     metrics = evaluation.metrics if evaluation else {}
+    report = _evaluation_report(settings, library.name, production.version)
     run = registry.run(production.training_run_id)
     ensure_vllm(settings, library)
     ensure_gateway(settings)
-    base_answer = ask(settings, base_served_name(library.base_model), SAMPLE_QUESTION, max_tokens=96)
-    answer = ask(settings, library.name, SAMPLE_QUESTION, max_tokens=96)
+    # The question to show is chosen by the evaluation: about a trained symbol, asked in a phrasing no training pair
+    # uses, answered wrongly by the base model and rightly by the adapter. Asked again live, through the stable name.
+    shown = report.get("showcase") or {}
+    question = shown.get("prompt") or SAMPLE_QUESTION
+    base_answer = shown.get("base") or ask(settings, base_served_name(library.base_model), question, max_tokens=96)
+    answer = ask(settings, library.name, question, max_tokens=96)
 
     table = Table(title=f"doctune demo: {library.name}", show_header=False)
     if dataset.version == dataset_before:
         table.add_row("this run", f"no doc change since dataset v{dataset.version}: nothing rebuilt or trained")
     table.add_row("commit pulled", snapshot.commit[:12])
-    table.add_row("dataset", f"v{dataset.version}: {dataset.n_train} train / {dataset.n_eval} held-out pairs")
+    table.add_row(
+        "dataset", f"v{dataset.version}: {dataset.n_train} train pairs, {dataset.n_eval} held-out-phrasing pairs"
+    )
     table.add_row("training", f"{run.steps} steps on {library.base_model}, final train loss {run.train_loss:.3f}")
     if metrics:
-        table.add_row(
-            "held-out loss",
-            f"base {metrics['base']['heldout_loss']:.3f} -> adapter {metrics['candidate']['heldout_loss']:.3f}",
-        )
         base, adapter = metrics["base"], metrics["candidate"]
+        table.add_row("held-out loss", f"base {base['heldout_loss']:.3f} -> adapter {adapter['heldout_loss']:.3f}")
+        counts = report.get("intervals", {}).get("candidate", {})
         scores = [
-            f"{label} {base[key]:.2f} -> {adapter[key]:.2f}"
+            f"{label} {base[key]:.2f} -> {adapter[key]:.2f}" + (f" (n={counts[key][2]})" if key in counts else "")
             for key, label in (
-                ("api_heldout_phrasing", "API score (held-out phrasings)"),
+                ("api_heldout_phrasing", "API questions in held-out phrasings"),
+                ("api_withheld_qa", "withheld-QA control"),
                 ("exec_pass_at_1", "execution pass@1"),
                 ("hallucination_rate", "hallucinated APIs"),
                 ("general_pass_at_1", "general floor"),
@@ -190,7 +204,7 @@ def summary(
         if scores:
             table.add_row("evaluation suite", "; ".join(scores) + f" (`doctune eval show {library.name}`)")
     table.add_row("promoted", f"{production.served_name}, served as `{library.name}`")
-    table.add_row("question", SAMPLE_QUESTION)
+    table.add_row("question", question + ("  (chosen by the evaluation)" if shown else ""))
     table.add_row("base model", base_answer.strip())
     table.add_row(f"`{library.name}`", answer.strip())
     console.print(table)
@@ -202,12 +216,22 @@ def summary(
         "commit": snapshot.commit,
         "dataset_version": dataset.version,
         "adapter_version": production.version,
+        "question": question,
         "answer": answer,
         "metrics": metrics,
     }
 
 
-def run_demo(settings: Settings, *, base_model: str, max_steps: int, edit_docs: bool, console: Console) -> None:
+def _evaluation_report(settings: Settings, library: str, version: int) -> dict[str, Any]:
+    from doctune.evaluate import evaluation_report
+
+    try:
+        return evaluation_report(settings, library, version)
+    except DoctuneError:  # promoted without an evaluation report of its own (by hand)
+        return {}
+
+
+def run_demo(settings: Settings, *, base_model: str, max_steps: int | None, edit_docs: bool, console: Console) -> None:
     from doctune.models import resolve_base_model
     from doctune.registry import Registry
 

@@ -392,7 +392,38 @@ def _candidate(stmt: ast.stmt, following: Sequence[ast.stmt], scope: _Scope) -> 
     return None
 
 
-def _describe(call: ast.Call, symbol: str, info: Mapping[str, Any], import_name: str) -> str:
+@dataclass(frozen=True)
+class TaskWording:
+    """How a task is put into words. The evaluation asks in EVAL_WORDING; training pairs made from the tests that
+    train (``corpus.versions``) use TRAIN_WORDING, so the model learns the task shape, never the evaluation's words."""
+
+    function: str
+    method: str
+    constructor: str
+    passing: str
+    frame: str
+
+
+EVAL_WORDING = TaskWording(
+    function="Call the {lib} function that does this: {summary}.",
+    method="Call the method of `{obj}` (a {lib} `{owner}`) that does this: {summary}.",
+    constructor="Create an instance of the {lib} class described as: {summary}.",
+    passing="Pass it {arguments}, and assign what it returns to a variable named `result`.",
+    frame="This Python code has already run:\n\n```python\n{setup}\n```\n\n{sentence}\n\n"
+    "Reply with only the Python code that continues it (do not repeat the code above).",
+)
+TRAIN_WORDING = TaskWording(
+    function="Use the {lib} function for this job ({summary}).",
+    method="On `{obj}`, a {lib} `{owner}`, use the method for this job ({summary}).",
+    constructor="Make the {lib} object for this ({summary}).",
+    passing="Give it {arguments} and keep the outcome in `result`.",
+    frame="Given this {lib} setup:\n\n```python\n{setup}\n```\n\n{sentence}\n\nWrite only the lines that follow.",
+)
+
+
+def _describe(
+    call: ast.Call, symbol: str, info: Mapping[str, Any], import_name: str, wording: TaskWording = EVAL_WORDING
+) -> str:
     """The task sentence: what the call does (its summary) and its arguments, never the symbol's name."""
     arguments = [ast.unparse(a) for a in call.args] + [ast.unparse(k) for k in call.keywords]
     quoted = [f"`{a}`" for a in arguments]
@@ -402,22 +433,14 @@ def _describe(call: ast.Call, symbol: str, info: Mapping[str, Any], import_name:
         passing = quoted[0]
     else:
         passing = f"{', '.join(quoted[:-1])} and {quoted[-1]}, in this order"
-    summary = _plain(info["summary"]).rstrip(".")
+    fields = {"lib": import_name, "summary": _plain(info["summary"]).rstrip(".")}
     if info["kind"] == "method" and isinstance(call.func, ast.Attribute):
-        owner = symbol.rsplit(".", 2)[-2]
-        what = f"Call the method of `{ast.unparse(call.func.value)}` (a {import_name} `{owner}`) that does this"
+        what = wording.method.format(obj=ast.unparse(call.func.value), owner=symbol.rsplit(".", 2)[-2], **fields)
     elif info["kind"] == "class":
-        what = f"Create an instance of the {import_name} class described as"
+        what = wording.constructor.format(**fields)
     else:
-        what = f"Call the {import_name} function that does this"
-    return f"{what}: {summary}. Pass it {passing}, and assign what it returns to a variable named `result`."
-
-
-def _prompt(setup: str, sentence: str) -> str:
-    return (
-        f"This Python code has already run:\n\n```python\n{setup}\n```\n\n{sentence}\n\n"
-        "Reply with only the Python code that continues it (do not repeat the code above)."
-    )
+        what = wording.function.format(**fields)
+    return f"{what} {wording.passing.format(arguments=passing)}"
 
 
 def _import_of(node: ast.stmt, name: str) -> str:
@@ -451,6 +474,7 @@ def _mine_snippet(
     pool: list[_Stmt],
     import_name: str,
     symbols: Mapping[str, dict[str, Any]],
+    wording: TaskWording = EVAL_WORDING,
 ) -> list[ExecTask]:
     """Tasks from one test body or doc example. ``prelude`` (parameter values) runs first; ``pool`` offers
     module-level bindings the setup may need."""
@@ -479,7 +503,8 @@ def _mine_snippet(
             statements = [t for s in statements if (t := _without_name(s, callee))]
             reference = "\n".join([*moved, reference])
         setup = "\n".join(s.source for s in statements)
-        prompt = _prompt(setup, _describe(found.call, found.symbol, info, import_name))
+        sentence = _describe(found.call, found.symbol, info, import_name, wording)
+        prompt = wording.frame.format(setup=setup, sentence=sentence, lib=import_name)
         if _word(found.symbol.rsplit(".", 1)[-1]).search(prompt):
             continue
         tasks.append(ExecTask(f"{task_id}#{i + 1}", source_key, prompt, setup, found.check, reference, found.symbol))
@@ -564,8 +589,10 @@ def mine_exec_tasks(
     symbols: dict[str, dict[str, Any]],
     *,
     tree: str | Path | None = None,
+    wording: TaskWording = EVAL_WORDING,
 ) -> list[ExecTask]:
-    """Execution tasks from example units (test functions) and the code examples of doc units.
+    """Execution tasks from example units (test functions) and the code examples of doc units, worded for the
+    evaluation (or, with TRAIN_WORDING, as training pairs from the tests that train).
 
     ``tree`` (the checkout the units were read from) lets a test's setup use its module's imports and constants
     (``OUTLAYS = [...]`` above the tests); without it, imports are guessed from usage and tasks that need a
@@ -591,7 +618,7 @@ def mine_exec_tasks(
                 for s in _statements(unit.text, function.body)
                 if not (isinstance(s.node, ast.Expr) and isinstance(s.node.value, ast.Constant))  # docstring
             ]
-            tasks += _mine_snippet(unit.key, unit.key, body, prelude, context.pool, import_name, symbols)
+            tasks += _mine_snippet(unit.key, unit.key, body, prelude, context.pool, import_name, symbols, wording)
         elif unit.kind == "doc":
             found: list[ExecTask] = []
             for n, example in enumerate(unit.examples, 1):
@@ -599,7 +626,7 @@ def mine_exec_tasks(
                     continue
                 body = _statements(example, module.body)
                 pool = list(pages.get(unit.path, []))
-                found += _mine_snippet(f"{unit.key}#{n}", unit.key, body, [], pool, import_name, symbols)
+                found += _mine_snippet(f"{unit.key}#{n}", unit.key, body, [], pool, import_name, symbols, wording)
                 pages.setdefault(unit.path, []).extend(s for s in body if _is_binding(s.node))
             tasks += found[:MAX_TASKS_PER_UNIT]
     # Docs and tests often show the same call on the same data: one task for it is enough.
@@ -630,13 +657,13 @@ def run_exec_task(
 
 
 def validate_exec_tasks(
-    tasks: list[ExecTask], library_path: str | Path | None, *, python: str = sys.executable
+    tasks: list[ExecTask], library_path: str | Path | None, *, python: str = sys.executable, scored: bool = True
 ) -> tuple[list[ExecTask], list[tuple[ExecTask, str]]]:
     """Keep the tasks whose reference passes and that every trivial answer fails; the rest come back with why.
 
     A task that the library's own code cannot pass is broken (never the model's fault), and one that passes
     without an answer measures nothing. ``library_path`` may be None for tasks that need no library (the
-    general floor).
+    general floor). ``scored=False`` (tasks that become training pairs) checks only that the reference passes.
     """
 
     def verdict(task: ExecTask) -> str:
@@ -644,7 +671,7 @@ def validate_exec_tasks(
         if not ran.passed:
             last = ran.detail.strip().splitlines()[-1] if ran.detail.strip() else "no output"
             return f"the reference does not pass ({ran.outcome}): {last}"
-        for trivial in TRIVIAL_ANSWERS:
+        for trivial in TRIVIAL_ANSWERS if scored else ():
             if run_exec_task(task, trivial, library_path=library_path, python=python).passed:
                 return f"the trivial answer {trivial!r} passes"
         return ""

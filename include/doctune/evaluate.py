@@ -51,15 +51,16 @@ MIN_REFERENCES = 50
 MIN_SCORED_ITEMS = 30
 # Floating-point slack when a margin is met exactly (a 2 % margin and a 2.0000 % gain must pass).
 EPSILON = 1e-9
-# How much each kind of answer may say, and where it ends: a name or a type is a line, a signature or a call one
-# code block. Trained answers fit these; the base model gets the same room.
+# How much each kind of answer may say, and where it ends: a name or a type is a paragraph, a signature or a call
+# one code block. Trained answers fit these; the base model gets the same room.
+# A paragraph, not a line, for names and types: a model that opens with a code fence must not be cut off there.
 ANSWER_SHAPE: dict[str, tuple[int, list[str]]] = {
-    "which": (40, ["\n\n"]),
-    "returns": (40, ["\n\n"]),
-    "signature": (96, ["```\n", "\n\n\n"]),
-    "params": (160, ["\n\n\n"]),
-    "usage": (80, ["```\n", "\n\n\n"]),
-    "exec": (192, ["```\n"]),
+    "which": (32, ["\n\n"]),
+    "returns": (32, ["\n\n"]),
+    "signature": (96, ["```\n"]),
+    "params": (128, []),  # a list, or a declaration after a heading: bounded by length only
+    "usage": (64, ["```\n"]),  # a code block: its blank line after the imports does not end it
+    "exec": (160, ["```\n"]),
     "general": (192, ["```\n"]),
 }
 
@@ -79,6 +80,10 @@ class EvalResult:
         return asdict(self)
 
 
+# Rows per forward pass of the held-out loss, sorted by length so that little of a batch is padding.
+LOSS_BATCH = 8
+
+
 def heldout_losses(
     base_path: str, adapters: dict[str, str], rows: list[dict[str, Any]], max_length: int
 ) -> dict[str, float]:
@@ -86,6 +91,8 @@ def heldout_losses(
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from doctune.answer_loss import score_answers
 
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     model: Any = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
@@ -96,18 +103,30 @@ def heldout_losses(
         prompt_len = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
         ids = tokenizer(full, add_special_tokens=False)["input_ids"][:max_length]
         if len(ids) > prompt_len:
-            labels = [-100] * prompt_len + ids[prompt_len:]
-            encoded.append((torch.tensor([ids]), torch.tensor([labels])))
+            encoded.append((ids, [-100] * prompt_len + ids[prompt_len:]))
     if not encoded:
         raise DoctuneError("the evaluation split has no answer tokens to score; rebuild the dataset")
+    encoded.sort(key=lambda pair: len(pair[0]))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    batches = []
+    for start in range(0, len(encoded), LOSS_BATCH):
+        chunk = encoded[start : start + LOSS_BATCH]
+        width = max(len(ids) for ids, _ in chunk)
+        batches.append(
+            (
+                torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in chunk]),
+                torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk]),
+                torch.tensor([labels + [-100] * (width - len(labels)) for _, labels in chunk]),
+            )
+        )
 
     def mean_loss() -> float:
         total, count = 0.0, 0
         with torch.inference_mode():
-            for ids, labels in encoded:
-                n = int((labels[:, 1:] != -100).sum())
-                total += float(model(input_ids=ids, labels=labels).loss) * n
-                count += n
+            for ids, mask, labels in batches:
+                scored = score_answers(model, ids, mask, labels)
+                total += float(scored.loss_sum)
+                count += scored.tokens
         return total / count
 
     losses = {"base": mean_loss()}
@@ -457,12 +476,25 @@ def report_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_report(folder: Path, report: dict[str, Any]) -> None:
+def answer_rows(items: list[Item], answers: dict[str, list[str]], scores: dict[str, list[float]]) -> list[str]:
+    """Every item with each model's answer and score, one JSON line each (``answers.jsonl`` of a report)."""
+    rows = []
+    for i, item in enumerate(items):
+        row: dict[str, Any] = {"item": item.id, "group": item.group, "prompt": item.prompt}
+        for role, given in answers.items():
+            if i < len(given) and (role != "docs_in_prompt" or item.kind != "general"):
+                row[role] = {"answer": given[i], "score": scores[role][i] if scores.get(role) else None}
+        rows.append(json.dumps(row, ensure_ascii=False))
+    return rows
+
+
+def _write_report(folder: Path, report: dict[str, Any], answers: list[str]) -> None:
     staging = folder.with_name(folder.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     (staging / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True))
     (staging / "report.md").write_text(report_markdown(report))
+    (staging / "answers.jsonl").write_text("".join(f"{row}\n" for row in answers))
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
 
@@ -589,7 +621,7 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
         "timing": timing,
         "full": full,
     }
-    _write_report(folder, report)
+    _write_report(folder, report, answer_rows(items, answers, scores))
     _tensorboard(settings, library.name, registry.run(candidate.training_run_id), metrics)
     return EvalResult(
         library.name,

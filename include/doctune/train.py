@@ -331,51 +331,28 @@ def _answer_loss_trainer() -> type:
 
     On devices without Triton, trl scores every position of the batch in vocabulary tiles with several extra
     element-wise passes (entropy, top-1). On SmolLM2-135M (49k vocabulary) on 2 CPU cores that path took ~40 % of a
-    step and grew with the tokens per step; this loss does one plain cross-entropy over the answer tokens, the only
-    ones with labels, and measures the same token accuracy. ``make bench`` prints both.
+    step and grew with the tokens per step; ``answer_loss`` does one plain cross-entropy over the answer tokens,
+    the only ones with labels, and measures the same token accuracy. ``benchmarks/training.py`` compares both.
     """
-    import torch
-    from torch.nn import functional
     from trl import SFTTrainer
+
+    from doctune.answer_loss import score_answers
 
     class AnswerLossTrainer(SFTTrainer):
         def compute_loss(
             self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
         ) -> Any:
             mode = "train" if model.training else "eval"
-            causal = model.get_base_model() if hasattr(model, "get_base_model") else model
-            features = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
-            hidden = causal.get_decoder()(**features, use_cache=False).last_hidden_state[:, :-1]
-            labels = inputs["labels"][:, 1:]
-            mask = labels != -100
-            logits = causal.get_output_embeddings()(hidden[mask]).float()
-            targets = labels[mask]
-            total = functional.cross_entropy(logits, targets, reduction="sum")
-            loss = total / (num_items_in_batch if num_items_in_batch is not None else mask.sum().clamp(min=1))
-            with torch.no_grad():
-                correct = logits.argmax(-1) == targets
-                self._metrics[mode]["mean_token_accuracy"].append(
-                    correct.float().mean().item() if len(correct) else 0.0
-                )
-                # A whole answer right, token by token: closer to what the evaluation scores than token accuracy.
-                wrong = torch.zeros_like(mask)
-                wrong[mask] = ~correct
-                rows = mask.any(dim=1)
-                exact = (~wrong.any(dim=1))[rows]
-                self._metrics[mode]["answer_exact_match"].append(exact.float().mean().item() if len(exact) else 0.0)
+            scored = score_answers(
+                model, inputs["input_ids"], inputs.get("attention_mask"), inputs["labels"], inputs.get("position_ids")
+            )
+            loss = scored.loss_sum / (num_items_in_batch if num_items_in_batch is not None else max(scored.tokens, 1))
+            self._metrics[mode]["mean_token_accuracy"].append(scored.correct / max(scored.tokens, 1))
+            # A whole answer right, token by token: closer to what the evaluation scores than token accuracy.
+            self._metrics[mode]["answer_exact_match"].append(scored.exact_rows / max(scored.rows, 1))
             return (loss, {}) if return_outputs else loss
 
     return AnswerLossTrainer
-
-
-def _plain_logits(model: Any) -> bool:
-    """Whether the LM head's output is the logits as is (no soft-capping or scaling, which the answer-only loss does
-    not apply)."""
-    config = model.config.get_text_config()
-    return getattr(config, "final_logit_softcapping", None) is None and getattr(config, "logit_scale", None) in (
-        None,
-        1.0,
-    )
 
 
 def _model_card(
@@ -640,6 +617,8 @@ def _fit(
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
+    from doctune.answer_loss import plain_logits
+
     # transformers 5 has no logging_dir: this variable pins where the TensorBoard callback writes.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(tb_dir)
     cuda = backend.device == "cuda"
@@ -696,7 +675,7 @@ def _fit(
         callbacks.append(_plateau_callback(params.early_stopping_patience))
     if progress is not None:
         callbacks.append(_progress_callback(progress))
-    trl_loss = fit.loss == "trl" or cuda or backend.name == "unsloth" or not _plain_logits(model)
+    trl_loss = fit.loss == "trl" or cuda or backend.name == "unsloth" or not plain_logits(model)
     trainer_class = SFTTrainer if trl_loss else _answer_loss_trainer()
     trainer = trainer_class(
         model=model,

@@ -67,11 +67,17 @@ PHRASINGS = {
     "purpose": ["What does `{name}` do?", "What is `{name}` for?"],
     "members": ["What are the members of `{name}`?", "Which values does the enum `{name}` have?"],
     "alias": ["Where can I import `{short}` from in {lib}?", "Is `{name}` available under another name?"],
-    "reference": ["Show the documentation of `{name}`.", "Print the reference entry for `{name}`."],
+    "reference": [
+        "Show the documentation of `{name}`.",
+        "Print the reference entry for `{name}`.",
+        "Open the API docs of `{name}`.",
+        "What does the reference documentation of `{name}` contain?",
+    ],
     "example": ["Show an example that uses `{name}`.", "Give me a short code example with `{name}`."],
     "deprecated": ["Is `{name}` deprecated? What should I use instead?", "How do I migrate away from `{name}`?"],
     "module": ["What does the `{title}` module of {lib} provide?", "List the functions and classes in `{title}`."],
     "class_overview": ["What methods does `{title}` have?", "List the methods of `{title}`."],
+    "module_reference": ["Show the API reference page of `{title}`.", "Print the API documentation of `{title}`."],
     "doc": [
         "What does the {lib} documentation say about {title}?",
         "Explain {title} in {lib}.",
@@ -86,11 +92,13 @@ PHRASINGS = {
     "migration": ["What replaces `{old}` in {lib}?", "How do I migrate code that uses `{old}` ({lib} {title})?"],
     "change": ["What changed in {lib} {title}?", "What does the {lib} changelog list under {title}?"],
 }
-# Training time is counted in tokens (~150/s for SmolLM2-135M on 2 CPU cores), so the budget goes to short, dense
+# Training time is counted in tokens (~170/s for SmolLM2-135M on 2 CPU cores), so the budget goes to short, dense
 # facts: every phrasing of the API kinds above, but one phrasing (chosen by hash) for the long or derived contexts:
 # doc sections, test snippets, code explanations, changelog entries, aliases; the long reference entry once for a
-# symbol that also has questions, in both phrasings for a withheld-QA symbol, which has nothing else.
-ONE_PHRASING = frozenset({"doc", "doc_example", "write_code", "explain", "migration", "change", "alias"})
+# symbol that also has questions, in every phrasing for a withheld-QA symbol, which has nothing else.
+ONE_PHRASING = frozenset(
+    {"doc", "doc_example", "write_code", "explain", "migration", "change", "alias", "module_reference"}
+)
 
 
 def pick(unit_key: str, kind: str) -> list[str]:
@@ -287,8 +295,14 @@ def api_pairs(
 
 
 def overview_unit(title: str, path: str, members: list[Fact], kind: str) -> Unit:
-    """A module's or a class's public members with one-line summaries, as a unit of its own (its digest changes
-    when any member's name or summary does)."""
+    """A module's or a class's public members with one-line summaries ("module", "class_overview"), or a module's
+    reference page with each member's declaration ("module_reference"), as a unit of its own: its digest changes
+    when any member's name, declaration or summary does."""
+    if kind == "module_reference":
+        entries = [
+            f"`{m.name}`\n{_code(m.stub)}" + (f"\n{_first_sentence(m.summary)}" if m.summary else "") for m in members
+        ]
+        return Unit(key=f"{kind}:{title}", kind=kind, path=path, title=title, text="\n\n".join(entries))
     lines = [f"- `{m.name}`" + (f": {_first_sentence(m.summary)}" if m.summary else "") for m in members]
     return Unit(key=f"{kind}:{title}", kind=kind, path=path, title=title, text="\n".join(lines))
 
@@ -320,6 +334,15 @@ def snippet_pair(unit: Unit, task: str, code: str, lib: str, verified: bool | No
     return pair
 
 
+def task_pair(unit: Unit, prompt: str, reference: str) -> dict[str, Any]:
+    """A call a training test or doc example checks, as a task: continue the setup with the call that does what
+    is described (``evalsuite.TRAIN_WORDING``); the answer is the library's own code, which passed in the
+    sandbox."""
+    pair = _pair(unit, "task", prompt, _code(reference))
+    pair["meta"]["verified"] = True
+    return pair
+
+
 def generate_pairs(
     unit: Unit, lib: str, symbols: dict[str, dict[str, Any]] | None = None, *, withheld: bool = False
 ) -> list[dict[str, Any]]:
@@ -334,6 +357,8 @@ def generate_pairs(
         pairs += [
             _pair(unit, unit.kind, q.format(**fmt), f"`{unit.title}`:\n{unit.text}") for q in PHRASINGS[unit.kind]
         ]
+    elif unit.kind == "module_reference":
+        pairs += [_pair(unit, unit.kind, q.format(**fmt), unit.text) for q in pick(unit.key, unit.kind)]
     elif unit.kind == "doc":
         pairs += [_pair(unit, "doc", q.format(**fmt), unit.text) for q in pick(unit.key, "doc")]
         for example in unit.examples:

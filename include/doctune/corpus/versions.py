@@ -74,26 +74,32 @@ def withheld_keys(units: list[Unit], share: float) -> set[str]:
 
 
 def overview_units(units: list[Unit], symbols: dict[str, dict[str, Any]], withheld: set[str]) -> list[Unit]:
-    """Module and class overviews (each public member with its one-line summary) of the QA-set symbols."""
+    """Module and class overviews (each public member with its one-line summary) of the QA-set symbols, and each
+    module's API reference page (every symbol's declaration and summary, the withheld-QA control's too: it is
+    documentation)."""
     from doctune.corpus.facts import fact
 
     members: dict[tuple[str, str], list[Any]] = {}
     for unit in units:
-        item = fact(unit, symbols) if unit.kind == "api" and unit.key not in withheld else None
+        item = fact(unit, symbols) if unit.kind == "api" else None
         if item is None:
+            continue
+        module = item.name.rpartition(".")[0] if item.kind != "method" else item.owner.rpartition(".")[0]
+        members.setdefault(("module_reference", module), []).append(item)
+        if unit.key in withheld:
             continue
         if item.kind == "method":
             members.setdefault(("class_overview", item.owner), []).append(item)
         else:
-            module = item.name.rpartition(".")[0]
             members.setdefault(("module", module), []).append(item)
     overviews = []
     for (kind, title), items in sorted(members.items()):
         path = symbols.get(title, {}).get("path") or items[0].name
-        # Chunks of a dozen members keep each pair short; the title says which part it is.
-        for start in range(0, len(items), 12):
-            part = f"{title}" if len(items) <= 12 else f"{title} (part {start // 12 + 1})"
-            overviews.append(generate.overview_unit(part, path, items[start : start + 12], kind))
+        # Chunks of a few members keep each pair short; the title says which part it is.
+        size = 6 if kind == "module_reference" else 12
+        for start in range(0, len(items), size):
+            part = f"{title}" if len(items) <= size else f"{title} (part {start // size + 1})"
+            overviews.append(generate.overview_unit(part, path, items[start : start + size], kind))
     return overviews
 
 
@@ -301,30 +307,36 @@ def _rows_for(
     return rows, regenerated
 
 
-def _snippet_rows(
-    tests: list[Unit], lib: str, surface: Surface, tree: Path, previous: dict[str, list[dict[str, Any]]], commit: str
+def _test_rows(
+    units: list[Unit], lib: str, surface: Surface, tree: Path, previous: dict[str, list[dict[str, Any]]], commit: str
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The training tests as runnable usage examples, each run in the sandbox against the library at this commit
-    (every build: a change in the library can break an example its test module did not change). An example
-    that did not change keeps its parent's row, provenance included."""
-    from doctune.corpus.snippets import usage_snippets, verify_snippets
+    """What the training tests (and doc examples) teach beyond the API facts, each run in the sandbox against the
+    library at this commit (every build: a change in the library can break an example its test did not change):
 
+    - each test as a runnable usage example (``corpus.snippets``);
+    - each call a test or doc example checks, as a continuation task in TRAIN_WORDING: the setup, what to do, the
+      call. The evaluation's tasks come from held-out tests in words of their own.
+    A row that did not change keeps its parent's bytes, provenance included."""
+    from doctune.corpus.snippets import usage_snippets, verify_snippets
+    from doctune.evalsuite import TRAIN_WORDING, mine_exec_tasks, validate_exec_tasks
+
+    library_path = import_root(tree, lib)
+    tests = [u for u in units if u.kind == "example"]
     snippets, refusals = usage_snippets(tests, lib, surface.symbols, tree)
-    checked = verify_snippets(snippets, import_root(tree, lib))
-    units = {u.key: u for u in tests}
+    checked = verify_snippets(snippets, library_path)
+    by_key = {u.key: u for u in units}
+    fresh = [generate.snippet_pair(by_key[s.unit], s.task, s.code, lib, s.verified) for s in checked.kept]
+    mined = mine_exec_tasks(units, lib, surface.symbols, tree=tree, wording=TRAIN_WORDING)
+    tasks, broken = validate_exec_tasks(mined, library_path, scored=False)
+    fresh += [generate.task_pair(by_key[t.source], t.prompt, t.reference) for t in tasks]
+    parents = {json.dumps(r["messages"]): r for rows in previous.values() for r in rows}
     rows = []
-    for snippet in checked.kept:
-        row = generate.snippet_pair(units[snippet.unit], snippet.task, snippet.code, lib, snippet.verified)
-        parent = previous.get(snippet.unit, [])
-        if (
-            parent
-            and parent[0]["messages"] == row["messages"]
-            and parent[0]["meta"].get("verified") == snippet.verified
-        ):
-            rows.append(parent[0])
-            continue
-        row["meta"]["commit"] = commit
-        rows.append(row)
+    for row in fresh:
+        if (parent := parents.get(json.dumps(row["messages"]))) is not None:
+            rows.append(parent)
+        else:
+            row["meta"]["commit"] = commit
+            rows.append(row)
     report = {
         "tests": len(tests),
         "examples": len(checked.kept),
@@ -332,6 +344,8 @@ def _snippet_rows(
         "not_run": checked.not_run or None,
         "failed": {s.unit: error for s, error in checked.dropped},
         "refused": dict(Counter(_reason_kind(r.reason) for r in refusals).most_common()),
+        "tasks": len(tasks),
+        "broken_tasks": len(broken),
     }
     return rows, report
 
@@ -433,7 +447,8 @@ def report_markdown(report: dict[str, Any], version: int) -> str:
         f"- tests as runnable examples: {examples['examples']} of {examples['tests']} training tests, "
         f"{examples['verified']} run in the sandbox"
         + (f" (not run: {examples['not_run']})" if examples["not_run"] else "")
-        + f"; refused {sum(examples['refused'].values())}, failed {len(examples['failed'])}",
+        + f"; refused {sum(examples['refused'].values())}, failed {len(examples['failed'])}; "
+        f"{examples['tasks']} continuation tasks from the tests and doc examples that train",
         "",
     ]
     if report["unresolved_names"]:
@@ -507,12 +522,13 @@ def build(
     lib = library.import_name
     say(f"generating pairs for {len(surface.units)} units ({len(withheld)} symbols in the withheld-QA control)")
     train_units += overview_units(surface.units, surface.symbols, withheld)
-    say(f"rewriting {sum(u.kind == 'example' for u in train_units)} training tests as examples and running them")
-    train_tests = [u for u in train_units if u.kind == "example"]
-    snippet_rows, snippet_report = _snippet_rows(train_tests, lib, surface, tree, previous, commit)
+    say(f"rewriting {sum(u.kind == 'example' for u in train_units)} training tests as examples and tasks; running them")
+    test_rows, test_report = _test_rows(
+        [u for u in train_units if u.kind in ("example", "doc")], lib, surface, tree, previous, commit
+    )
     others = [u for u in train_units if u.kind != "example"]
     train_rows, regenerated = _rows_for(others, lib, surface, commit, previous, withheld)
-    train_rows += snippet_rows
+    train_rows += test_rows
     from doctune.corpus.facts import fact
     from doctune.evalsuite import api_questions
 
@@ -541,7 +557,7 @@ def build(
         )
 
     version = registry.next_dataset_version(library.name)
-    report = quality_report(library, surface, verdicts, snippet_report)
+    report = quality_report(library, surface, verdicts, test_report)
     parent_kept = [r for r in previous_rows if "rejected" not in r["meta"]]
     manifest = {
         "library": library.name,
