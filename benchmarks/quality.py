@@ -185,7 +185,9 @@ def main() -> None:
             library = LibraryConfig(name=DEMO_NAME, repo_url=repo.as_uri(), base_model=BASE_MODEL, preset=PRESET)
             write_library(settings, library)
             libraries[DEMO_NAME] = quality(settings, library)
-        for name, (sdist, version, package) in {**TRAINED, **CORPUS_ONLY}.items():
+            save(libraries, final=False)
+        # The cheap corpus-only libraries first, so that a run stopped during a long training still has them.
+        for name, (sdist, version, package) in {**CORPUS_ONLY, **TRAINED}.items():
             if name not in wanted:
                 continue
             settings = bench_settings(work / name)
@@ -198,11 +200,19 @@ def main() -> None:
                 libraries[name] = quality(settings, library) | {"version": version}
             else:
                 libraries[name] = corpus_figures(settings, library)[1] | {"version": version}
-    checks = targets(libraries)
+            save(libraries, final=False)
+    save(libraries, final=True)
+
+
+def save(libraries: dict[str, dict[str, Any]], *, final: bool) -> None:
+    """Written after every library too: a run stopped during a later one keeps the figures measured so far."""
+    checks = targets(libraries) if final else []
     path = results.write(
-        "quality", {"base_model": BASE_MODEL, "preset": PRESET, "libraries": libraries, "targets": checks}
+        "quality",
+        {"base_model": BASE_MODEL, "preset": PRESET, "libraries": libraries, "targets": checks, "complete": final},
     )
-    print(f"quality figures: {path}")
+    if final:
+        print(f"quality figures: {path}")
 
 
 if __name__ == "__main__":

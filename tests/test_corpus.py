@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -220,7 +221,8 @@ def test_no_question_template_dominates(settings: Settings, library: LibraryConf
     from doctune.corpus.generate import PHRASINGS
 
     info = corpus.build(library, settings)
-    rows = corpus.load_rows(info.path, "train")
+    # Continuation tasks are worded by evalsuite.TRAIN_WORDING, with the test's own setup: not a template here.
+    rows = [r for r in corpus.load_rows(info.path, "train") if r["meta"]["generator"] != "task"]
     templates = [
         (t, re.compile(re.sub(r"\\\{\w+\\\}", ".*", re.escape(t)), re.S)) for ts in PHRASINGS.values() for t in ts
     ]
@@ -322,3 +324,51 @@ def test_execution_tasks_come_from_held_out_tests_only(settings: Settings, libra
 
 def symbols_of(folder: Path) -> dict[str, dict[str, object]]:
     return json.loads((folder / "symbols.json").read_text())
+
+
+def test_pairs_made_from_tests_are_plain_runnable_code(settings: Settings, library: LibraryConfig) -> None:
+    info = corpus.build(library, settings)
+    rows = [r for r in corpus.load_rows(info.path, "train") if r["meta"]["generator"] in ("write_code", "task")]
+    assert {r["meta"]["generator"] for r in rows} == {"write_code", "task"}
+    for row in rows:
+        answer = row["messages"][-1]["content"]
+        assert "def test_" not in answer and "pytest" not in answer and not re.search(r"\bself\b", answer), answer
+        assert row["meta"]["verified"] is True  # each ran in the sandbox against the library at this commit
+    report = json.loads((Path(info.path) / "report.json").read_text())
+    assert report["test_examples"]["verified"] == report["test_examples"]["examples"] > 10
+
+
+SPHINX_LIBRARY = {
+    "docs/guide.md": (
+        "# Guide\n\nCall {func}`gadget.spin` to turn, see {ref}`the basics <basics>`.\n\n"
+        "```{note}\nSpinning is idempotent.\n```\n\n"
+        "```{doctest}\n>>> import gadget\n>>> gadget.spin(2)\n'spun spun'\n```\n"
+    ),
+    "docs/api.rst": (
+        "API\n===\n\nUse :func:`gadget.spin` or :class:`~gadget.Wheel`.\n\n.. code-block:: python\n\n"
+        "   import gadget\n   gadget.spin()\n\n.. versionchanged:: 2.0\n   ``times`` became optional.\n"
+    ),
+    "gadget/__init__.py": (
+        'class Wheel:\n    """A wheel that :meth:`spin` turns.\n\n    .. note:: Wheels are round.\n    """\n\n\n'
+        'def spin(times: int = 1) -> str:\n    """Spin the :class:`Wheel` ``times`` times.\n\n'
+        '    .. deprecated:: 2.1\n       Use :func:`gadget.spin` with keywords.\n    """\n'
+        "    return ' '.join(['spun'] * times)\n"
+    ),
+}
+
+
+def test_sphinx_and_myst_markup_never_reaches_an_answer(settings: Settings, tmp_path: Path) -> None:
+    repo = tmp_path / "gadget"
+    for rel, text in SPHINX_LIBRARY.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    _commit_all(repo, "gadget with Sphinx and MyST docs")
+    info = corpus.build(LibraryConfig(name="gadget", repo_url=repo.as_uri()), settings)
+    answers = [r["messages"][-1]["content"] for split in ("train", "eval") for r in corpus.load_rows(info.path, split)]
+    assert any("`gadget.spin`" in a for a in answers) and any("Spinning is idempotent." in a for a in answers)
+    markup = re.compile(
+        r":(func|class|meth|ref):`|\{(func|ref|note|doctest)\}|\.\. (code-block|versionchanged|note|deprecated)::"
+    )
+    leaked = [a for a in answers if markup.search(a)]
+    assert leaked == []

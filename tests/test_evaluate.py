@@ -75,9 +75,13 @@ def test_the_api_score_decides_only_when_it_is_reliable() -> None:
     assert decision == "promote" and reasons[0] == (
         "ok: api_heldout_phrasing over 12 items (fewer than 30) is too noisy to decide; heldout_loss decides instead"
     )
-    zeros = {"base": base | {"api_heldout_phrasing": 0.0}, "candidate": good | {"api_heldout_phrasing": 0.0}}
-    decision, reasons = gate(params, zeros, {"api_heldout_phrasing": 120})
-    assert decision == "promote" and "is 0 for every model" in reasons[0] and reasons[1].startswith("ok: heldout_loss")
+    # One question in 120 right by chance (the tiny Llama does that) is no signal either; five are.
+    chance = {"base": base | {"api_heldout_phrasing": 1 / 120}, "candidate": good | {"api_heldout_phrasing": 0.0}}
+    decision, reasons = gate(params, chance, {"api_heldout_phrasing": 120})
+    assert decision == "promote" and "no model answers 5 of its 120 items" in reasons[0]
+    assert reasons[1].startswith("ok: heldout_loss")
+    five = {"base": base | {"api_heldout_phrasing": 0.0}, "candidate": good | {"api_heldout_phrasing": 5 / 120}}
+    assert gate(params, five, {"api_heldout_phrasing": 120})[1][0].startswith("ok: api_heldout_phrasing 0.0417")
 
 
 @pytest.mark.parametrize(
@@ -177,7 +181,9 @@ def test_untrained_or_damaged_adapter_is_rejected_and_kept(
     version = _register_variant(server_settings, trained, transform, transform)
     result = evaluate(trained, server_settings, version)
     assert result.decision == "reject"
-    assert result.reasons[0].startswith("FAILED: heldout_loss")
+    # Whichever metric decides (the tiny model answers almost no API question, so mostly held-out loss), it fails.
+    failed = [reason for reason in result.reasons if reason.startswith("FAILED: ")]
+    assert failed and all(reason.split()[1] in {"heldout_loss", "api_heldout_phrasing"} for reason in failed)
     adapter = Registry.open(server_settings).adapter("evallib", version)
     assert adapter.status == "rejected" and Path(adapter.path).is_dir()  # kept for inspection, not served
 

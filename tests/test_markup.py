@@ -280,7 +280,7 @@ Footnote[^1] and a [reference][ref].
 [^1]: The note.
 """
 
-GOOGLE = '''Launch a rocket.
+GOOGLE = """Launch a rocket.
 
 Args:
     fuel (int): How much fuel to load.
@@ -298,7 +298,7 @@ Example:
 
 Note:
     Blocks until lift-off.
-'''
+"""
 
 NUMPY = """Launch a rocket.
 
@@ -330,7 +330,7 @@ FIELDS = """Launch a rocket.
 :raises NoFuel: When the tank is empty.
 """
 
-CLICK = '''Invokes a command callback in exactly the way it expects.  There
+CLICK = """Invokes a command callback in exactly the way it expects.  There
 are two ways to invoke this method:
 
 1.  the first argument can be a callback and all other arguments and
@@ -349,9 +349,9 @@ are two ways to invoke this method:
 
 :param callback: the callback to invoke.
 :rtype: :class:`~click.core.Context`
-'''
+"""
 
-CLICK_PLAIN = '''Invokes a command callback in exactly the way it expects.  There
+CLICK_PLAIN = """Invokes a command callback in exactly the way it expects.  There
 are two ways to invoke this method:
 
 1.  the first argument can be a callback and all other arguments and
@@ -368,7 +368,7 @@ passed if `forward` is called at multiple levels.
 
 :param callback: the callback to invoke.
 :rtype: `Context`
-'''
+"""
 
 ATTRS = """(overview)=
 

@@ -361,7 +361,8 @@ def _train_until_a_checkpoint(stack: Stack, max_steps: int) -> tuple[str, Path]:
     assert reply.status_code == 200, reply.text
     running = wait_for(lambda: registry.runs(LIB, "running"), 600, "the training to start", every=2)[0]
     checkpoints = Path(running.output_dir) / "checkpoints"
-    wait_for(lambda: sorted(checkpoints.glob("checkpoint-*")), 600, "a first checkpoint")
+    # Complete: the trainer writes trainer_state.json last; a folder still being written is no checkpoint yet.
+    wait_for(lambda: sorted(checkpoints.glob("checkpoint-*/trainer_state.json")), 600, "a first checkpoint")
     return str(reply.json()["dag_run_id"]), checkpoints
 
 

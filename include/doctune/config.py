@@ -265,7 +265,7 @@ class GateParams(BaseModel):
         default="api_heldout_phrasing",
         description="What the candidate must improve. api_heldout_phrasing: questions about every trained symbol in "
         "phrasings that never appear in training, scored against the symbol table; it decides only over at least 30 "
-        "questions and when some model scores above zero, else heldout_loss decides (the report says so). "
+        "questions and when some model answers at least 5 of them, else heldout_loss decides (the report says so). "
         "exec_pass_at_1: generated code passing the library's own held-out checks. heldout_loss: loss on the trained "
         "facts asked in held-out phrasings, which works at every model size and is always a secondary check.",
     )

@@ -45,10 +45,11 @@ LOWER_IS_BETTER = {"heldout_loss", "hallucination_rate", "answers_with_hallucina
 # Fewer library names than this in a model's answers make its hallucination rate too noisy to gate on: at 50
 # references a rate near 0.3 still has a standard error of about 0.065, more than the default bound of 0.05.
 MIN_REFERENCES = 50
-# A score decides the gate only over this many items, and only when some model scores above zero on them:
-# below that it is noise (or a model too small to answer at all, like the tests' tiny Llama), and held-out loss
-# decides instead, saying so.
+# A score decides the gate only over this many items, and only when some model answers at least MIN_CORRECT of
+# them: below that it is noise (a model too small to answer, like the tests' tiny Llama, still hits one usage
+# question in a hundred by chance, and 1 vs 0 must not decide), and held-out loss decides instead, saying so.
 MIN_SCORED_ITEMS = 30
+MIN_CORRECT = 5
 # Floating-point slack when a margin is met exactly (a 2 % margin and a 2.0000 % gain must pass).
 EPSILON = 1e-9
 # How much each kind of answer may say, and where it ends: a name or a type is a paragraph, a signature or a call
@@ -300,8 +301,9 @@ def _reliable(metric: str, metrics: dict[str, dict[str, float]], counts: dict[st
         return ""
     if counts.get(metric, 0) < MIN_SCORED_ITEMS:
         return f"{metric} over {counts.get(metric, 0)} items (fewer than {MIN_SCORED_ITEMS}) is too noisy to decide"
-    if all(values.get(metric, 0.0) <= 0 for values in metrics.values()):
-        return f"{metric} is 0 for every model: nothing it can tell apart"
+    correct = max(values.get(metric, 0.0) * counts[metric] for values in metrics.values())
+    if correct < MIN_CORRECT - EPSILON:
+        return f"{metric}: no model answers {MIN_CORRECT} of its {counts[metric]} items, too few to tell models apart"
     return ""
 
 

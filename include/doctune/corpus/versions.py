@@ -295,7 +295,8 @@ def _rows_for(
     rows, regenerated = [], 0
     for unit in units:
         digest = _generation_digest(unit, unit.key in withheld, surface.symbols)
-        reused = previous.get(unit.key)
+        # Rows made from tests and doc examples (``_test_rows``) are rebuilt on their own, every time.
+        reused = [r for r in previous.get(unit.key, []) if r["meta"]["generator"] not in TEST_GENERATORS]
         if reused and all(r["meta"].get("unit_digest") == digest for r in reused):
             rows.extend(reused)
             continue
@@ -305,6 +306,9 @@ def _rows_for(
             pair["meta"]["commit"] = commit
             rows.append(pair)
     return rows, regenerated
+
+
+TEST_GENERATORS = frozenset({"write_code", "task"})
 
 
 def _test_rows(
@@ -329,10 +333,14 @@ def _test_rows(
     mined = mine_exec_tasks(units, lib, surface.symbols, tree=tree, wording=TRAIN_WORDING)
     tasks, broken = validate_exec_tasks(mined, library_path, scored=False)
     fresh += [generate.task_pair(by_key[t.source], t.prompt, t.reference) for t in tasks]
-    parents = {json.dumps(r["messages"]): r for rows in previous.values() for r in rows}
+
+    def identity(row: dict[str, Any]) -> str:
+        return json.dumps([row["meta"]["unit"], row["meta"]["generator"], row["messages"]], sort_keys=True)
+
+    parents = {identity(r): r for rows in previous.values() for r in rows}
     rows = []
     for row in fresh:
-        if (parent := parents.get(json.dumps(row["messages"]))) is not None:
+        if (parent := parents.get(identity(row))) is not None:
             rows.append(parent)
         else:
             row["meta"]["commit"] = commit
