@@ -212,7 +212,30 @@ def save(libraries: dict[str, dict[str, Any]], *, final: bool) -> None:
         {"base_model": BASE_MODEL, "preset": PRESET, "libraries": libraries, "targets": checks, "complete": final},
     )
     if final:
+        print(markdown_table(libraries))
         print(f"quality figures: {path}")
+
+
+def markdown_table(libraries: dict[str, dict[str, Any]]) -> str:
+    """The trained libraries' figures as the README shows them: base -> adapter, the ceiling, counts, minutes."""
+    lines = [
+        "| library | metric | base | adapter | docs in prompt | n |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, figures in libraries.items():
+        if "rows" not in figures:
+            continue
+        for metric in METRICS:
+            cells = [figures["rows"][role].get(metric) for role in ROWS]
+            if cells[2] is None:
+                continue
+            shown = [f"{c['value']:.3f} [{c['low']:.2f}-{c['high']:.2f}]" if c else "-" for c in cells]
+            lines.append(f"| {name} | {metric} | {shown[0]} | {shown[2]} | {shown[1]} | {cells[2]['n']} |")
+        lines.append(
+            f"| {name} | training | {figures['training_steps']} steps | {figures['training_seconds'] / 60:.1f} min | "
+            f"evaluation {figures['evaluation_seconds'] / 60:.1f} min | |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
