@@ -128,6 +128,18 @@ def test_rst_sections_with_code_and_broken_markup() -> None:
     assert "Use it like this" in launching.text
 
 
+def test_docutils_complaints_never_reach_the_text() -> None:
+    # click's CHANGES.rst: unknown Sphinx roles inside list items, each of which docutils answers with a message.
+    text = (
+        "Version 8.1.7\n-------------\n\nReleased 2023-08-17\n\n"
+        "-   Fix issue with regex flags in shell completion. :issue:`2581`\n"
+        "-   Bash version detection issues. :pr:`2473` `broken\n"
+    )
+    (unit,) = rst_units("CHANGES.rst", text)
+    assert "Fix issue with regex flags" in unit.text and "2581" in unit.text
+    assert "<string>" not in unit.text and "INFO/" not in unit.text and "ERROR/" not in unit.text
+
+
 @pytest.mark.parametrize(
     "doc",
     [

@@ -574,12 +574,17 @@ def test_fuzz_never_raises_never_grows_unboundedly_and_settles() -> None:
         assert plain(once) == once, text
 
 
+QUADRATIC_GUARD_SECONDS = 60
+
+
 def test_a_megabyte_is_fast() -> None:
     page = SPHINX + ATTRS + CLICK + GOOGLE + NUMPY
     text = page * (1_000_000 // len(page))
     started = time.perf_counter()
     plain(text)
-    assert time.perf_counter() - started < 10  # about half a second on one core: a bound against quadratic time
+    # Not a speed target (those live in benchmarks): quadratic time on these inputs takes many minutes, linear half a
+    # second on one core, so a bound of a minute separates them even on a loaded CI machine.
+    assert time.perf_counter() - started < QUADRATIC_GUARD_SECONDS
 
 
 @pytest.mark.parametrize(
@@ -596,4 +601,4 @@ def test_a_megabyte_is_fast() -> None:
 def test_adversarial_input_is_fast(text: str) -> None:
     started = time.perf_counter()
     plain(text)
-    assert time.perf_counter() - started < 10
+    assert time.perf_counter() - started < QUADRATIC_GUARD_SECONDS

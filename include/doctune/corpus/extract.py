@@ -208,6 +208,11 @@ def rst_units(rel: str, text: str) -> list[Unit]:
             "doctitle_xform": False,  # keep the top heading a section: titles are full paths
         },
     )
+    # docutils files its complaints (an unknown role like click's :issue:, a stray backquote) as system_message
+    # nodes inside the paragraph or list item they concern, and their text ("<string>:8: (INFO/1) No role
+    # entry ...") would reach answers; the markup itself survives as text and plain() makes it Markdown.
+    for message in list(doctree.findall(nodes.system_message)):
+        message.parent.remove(message)
     units: list[Unit] = []
 
     def walk(node: nodes.Element, path: list[str]) -> None:
@@ -221,7 +226,7 @@ def rst_units(rel: str, text: str) -> list[Unit]:
                 code = child.astext()
                 examples.append(code)
                 own.append(f"```python\n{code}\n```")
-            elif isinstance(child, nodes.Element) and not isinstance(child, nodes.system_message):
+            elif isinstance(child, nodes.Element):
                 own.append(child.astext())
         title = " > ".join(path) or PurePosixPath(rel).stem
         # Sphinx roles and directives docutils does not know survive in its text as written: make them Markdown.
@@ -307,7 +312,7 @@ def example_units(rel: str, source: str) -> list[Unit]:
 
 
 # Bump when extraction changes what it produces: cached results of older versions are then ignored.
-EXTRACTOR_VERSION = 5
+EXTRACTOR_VERSION = 6
 
 # What a parser may raise on hostile input besides SyntaxError: ast.parse runs out of memory or recursion on
 # deeply nested code, and rejects null bytes with ValueError.
