@@ -9,7 +9,9 @@ Every figure is printed beside the base model's, measured in the same run, with 
 and training time; the targets of the knowledge issue are printed as met or not, never asserted. Writes
 benchmarks/results/quality.json.
 
-Run: ``.venv/bin/python benchmarks/quality.py [--only NAME ...]`` (part of ``make bench``).
+Run: ``.venv/bin/python benchmarks/quality.py [--only NAME ...]`` (part of ``make bench``). ``--only`` re-measures
+the named libraries and keeps the others' figures from the last run; every library's figures carry the commit and
+time they were measured at.
 """
 
 from __future__ import annotations
@@ -175,8 +177,14 @@ def targets(libraries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="Libraries to run (default: all).")
-    wanted = set(parser.parse_args().only or [DEMO_NAME, *TRAINED, *CORPUS_ONLY])
-    libraries: dict[str, dict[str, Any]] = {}
+    everything = [DEMO_NAME, *TRAINED, *CORPUS_ONLY]
+    only = parser.parse_args().only
+    unknown = sorted(set(only or []) - set(everything))
+    if unknown:
+        parser.error(f"unknown library {', '.join(unknown)}: choose from {', '.join(everything)}")
+    wanted = set(only or everything)
+    # A partial run keeps the figures of the libraries it does not re-measure, so one library can be redone alone.
+    libraries = {name: figures for name, figures in previous_libraries().items() if name not in wanted}
     with tempfile.TemporaryDirectory(prefix="doctune-bench-quality-") as tmp:
         work = Path(tmp)
         if DEMO_NAME in wanted:
@@ -184,7 +192,7 @@ def main() -> None:
             repo = prepare_demo_repo(settings)
             library = LibraryConfig(name=DEMO_NAME, repo_url=repo.as_uri(), base_model=BASE_MODEL, preset=PRESET)
             write_library(settings, library)
-            libraries[DEMO_NAME] = quality(settings, library)
+            libraries[DEMO_NAME] = quality(settings, library) | measured_now()
             save(libraries, final=False)
         # The cheap corpus-only libraries first, so that a run stopped during a long training still has them.
         for name, (sdist, version, package) in {**CORPUS_ONLY, **TRAINED}.items():
@@ -197,19 +205,41 @@ def main() -> None:
             )
             write_library(settings, library)
             if name in TRAINED:
-                libraries[name] = quality(settings, library) | {"version": version}
+                libraries[name] = quality(settings, library) | {"version": version} | measured_now()
             else:
-                libraries[name] = corpus_figures(settings, library)[1] | {"version": version}
+                libraries[name] = corpus_figures(settings, library)[1] | {"version": version} | measured_now()
             save(libraries, final=False)
     save(libraries, final=True)
 
 
+def previous_libraries() -> dict[str, dict[str, Any]]:
+    path = results.RESULTS / "quality.json"
+    if not path.is_file():
+        return {}
+    return dict(json.loads(path.read_text()).get("libraries", {}))
+
+
+def measured_now() -> dict[str, str]:
+    return {"commit": results.commit(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
 def save(libraries: dict[str, dict[str, Any]], *, final: bool) -> None:
-    """Written after every library too: a run stopped during a later one keeps the figures measured so far."""
+    """Written after every library too: a run stopped during a later one keeps the figures measured so far.
+
+    ``complete`` says every library of the bench has its figures (the trained ones with their evaluation rows)."""
     checks = targets(libraries) if final else []
+    measured = set(libraries) == {DEMO_NAME, *TRAINED, *CORPUS_ONLY} and all(
+        "rows" in libraries[name] for name in (DEMO_NAME, *TRAINED)
+    )
     path = results.write(
         "quality",
-        {"base_model": BASE_MODEL, "preset": PRESET, "libraries": libraries, "targets": checks, "complete": final},
+        {
+            "base_model": BASE_MODEL,
+            "preset": PRESET,
+            "libraries": libraries,
+            "targets": checks,
+            "complete": final and measured,
+        },
     )
     if final:
         print(markdown_table(libraries))
