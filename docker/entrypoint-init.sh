@@ -29,9 +29,10 @@ Fernet(os.environ["AIRFLOW__CORE__FERNET_KEY"].encode())
 PY
 [[ -n "${DOCTUNE_VLLM_API_KEY:-}" && "${DOCTUNE_VLLM_API_KEY}" != CHANGE_ME* ]] \
     || die "VLLM_API_KEY in .env is empty or the placeholder; generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-if [[ -z "${DOCTUNE_GATEWAY_API_KEYS:-}" || "${DOCTUNE_GATEWAY_API_KEYS}" == CHANGE_ME* ]]; then
-    log "WARNING: DOCTUNE_GATEWAY_API_KEYS is empty or a placeholder; set real client keys in .env."
-fi
+[[ -n "${DOCTUNE_GATEWAY_API_KEYS:-}" && "${DOCTUNE_GATEWAY_API_KEYS}" != *CHANGE_ME* ]] \
+    || die "DOCTUNE_GATEWAY_API_KEYS in .env is empty or a placeholder; generate client keys: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+[[ -n "${_AIRFLOW_WWW_USER_PASSWORD:-}" && "${_AIRFLOW_WWW_USER_PASSWORD}" != CHANGE_ME* ]] \
+    || die "_AIRFLOW_WWW_USER_PASSWORD in .env is empty or the placeholder; choose the Airflow admin password"
 
 # --- 2. folders on the shared volumes ----------------------------------------
 mkdir -p /opt/airflow/logs /opt/airflow/dags

@@ -3,7 +3,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from doctune.config import LibraryConfig, Settings, TrainParams, get_library, load_library, write_library
+from doctune.config import (
+    LibraryConfig,
+    Settings,
+    TrainParams,
+    check_serving_keys,
+    get_library,
+    load_library,
+    write_library,
+)
 from doctune.errors import DoctuneError
 
 
@@ -56,3 +64,29 @@ def test_broken_yaml_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("name: [unclosed\n")
     with pytest.raises(DoctuneError, match="cannot read library config"):
         load_library(path)
+
+
+@pytest.mark.parametrize(
+    "variable,keys,host,refused",
+    [
+        ("DOCTUNE_GATEWAY_API_KEYS", [], "0.0.0.0", "refusing to listen on 0.0.0.0; set DOCTUNE_GATEWAY_API_KEYS"),
+        ("DOCTUNE_GATEWAY_API_KEYS", ["CHANGE_ME_client_key_1"], "127.0.0.1", "still holds a placeholder"),
+        ("DOCTUNE_CONSOLE_KEYS", ["k-1", "CHANGE_ME_console_key"], "0.0.0.0", "DOCTUNE_CONSOLE_KEYS still holds"),
+        ("DOCTUNE_GATEWAY_API_KEYS", [], "127.0.0.1", None),
+        ("DOCTUNE_CONSOLE_KEYS", ["a-real-key"], "0.0.0.0", None),
+    ],
+)
+def test_servers_refuse_open_doors(variable: str, keys: list[str], host: str, refused: str | None) -> None:
+    if refused is None:
+        check_serving_keys(variable, keys, host)
+    else:
+        with pytest.raises(DoctuneError, match=refused):
+            check_serving_keys(variable, keys, host)
+
+
+def test_the_gateway_refuses_to_listen_beyond_loopback_without_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    from doctune.gateway import main
+
+    monkeypatch.delenv("DOCTUNE_GATEWAY_API_KEYS", raising=False)
+    with pytest.raises(DoctuneError, match="refusing to listen on 0.0.0.0; set DOCTUNE_GATEWAY_API_KEYS"):
+        main(["--host", "0.0.0.0", "--port", "1"])

@@ -17,6 +17,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -163,6 +165,56 @@ def test_only_gateway_apiserver_tensorboard_are_published() -> None:
         if svc.get("ports")
     }
     assert published == {"airflow-apiserver": [8080], "gateway": [8100], "tensorboard": [6006], "console": [8200]}
+
+
+def test_published_ports_listen_on_loopback_unless_opened() -> None:
+    host_ips = {name: {p.get("host_ip") for p in svc["ports"]} for name, svc in _services().items() if svc.get("ports")}
+    assert host_ips and all(ips == {"127.0.0.1"} for ips in host_ips.values()), host_ips
+    assert "DOCTUNE_BIND_ADDRESS=127.0.0.1" in ENV_EXAMPLE.read_text()
+
+
+def test_compose_refuses_to_start_without_gateway_keys_or_admin_password(tmp_path: Path) -> None:
+    for variable in ("DOCTUNE_GATEWAY_API_KEYS", "_AIRFLOW_WWW_USER_PASSWORD"):
+        env_file = tmp_path / f"{variable}.env"
+        env_file.write_text(
+            "\n".join(line for line in ENV_EXAMPLE.read_text().splitlines() if not line.startswith(f"{variable}="))
+        )
+        cmd = [str(_tool("docker-compose")), "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config", "-q"]
+        proc = subprocess.run(cmd, cwd=ROOT, env=_clean_env(), capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0 and f"set {variable} in .env" in proc.stderr, proc.stderr
+
+
+VALID_SECRETS = {
+    "AIRFLOW__API_AUTH__JWT_SECRET": "a-generated-jwt-secret-of-enough-length",
+    "AIRFLOW__CORE__FERNET_KEY": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",
+    "DOCTUNE_VLLM_API_KEY": "a-generated-vllm-key",
+    "DOCTUNE_GATEWAY_API_KEYS": "client-key-1,client-key-2",
+    "_AIRFLOW_WWW_USER_PASSWORD": "a-chosen-admin-password",
+}
+
+
+@pytest.mark.parametrize(
+    "variable,placeholder",
+    [
+        ("AIRFLOW__API_AUTH__JWT_SECRET", "CHANGE_ME_generate_a_jwt_secret"),
+        ("AIRFLOW__CORE__FERNET_KEY", "CHANGE_ME_generate_a_fernet_key"),
+        ("DOCTUNE_VLLM_API_KEY", "CHANGE_ME_vllm_key"),
+        ("DOCTUNE_GATEWAY_API_KEYS", "real-key,CHANGE_ME_client_key_2"),
+        ("DOCTUNE_GATEWAY_API_KEYS", ""),
+        ("_AIRFLOW_WWW_USER_PASSWORD", "CHANGE_ME_admin_password"),
+    ],
+)
+def test_init_refuses_every_placeholder_with_one_line_naming_it(variable: str, placeholder: str) -> None:
+    """The one-shot init every service waits for stops at the first secret still left as .env.example has it."""
+    env = _clean_env() | VALID_SECRETS | {variable: placeholder, "AIRFLOW_UID": "50000"}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # its Fernet check runs `python`
+    proc = subprocess.run(
+        ["bash", str(ROOT / "docker" / "entrypoint-init.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
+    errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
+    named = variable.replace("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW_JWT_SECRET")
+    named = named.replace("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW_FERNET_KEY").replace("DOCTUNE_VLLM_", "VLLM_")
+    assert proc.returncode == 1 and len(errors) == 1 and named in errors[0], proc.stderr
 
 
 def test_gpu_worker_and_vllm_reserve_an_nvidia_gpu() -> None:

@@ -373,6 +373,7 @@ def test_parser_failures_skip_the_file_with_a_reason(tmp_path: Path, monkeypatch
             "pkg/hostile.py": "def bomb():\n    pass\n",
             "pkg/nested.py": "x = " + "-" * 300_000 + "1\n",  # ast.parse runs out of memory
             "pkg/long_sum.py": "x = 1" + "+1" * 200_000 + "\n",  # and out of recursion
+            "pkg/deep.py": "x = 1" + "+1" * 400 + "\n",  # parses, but later recursive passes would not survive it
             "pkg/broken.py": "def oops(:\n",
             "pkg/fine.py": 'def ok():\n    """Fine."""\n',
         },
@@ -388,6 +389,7 @@ def test_parser_failures_skip_the_file_with_a_reason(tmp_path: Path, monkeypatch
     surface = surface_of(tree, "pkg")
     assert surface.skipped == {
         "pkg/broken.py": "Python does not parse: line 1: invalid syntax",
+        "pkg/deep.py": "Python does not parse: RecursionError: code nested more than 150 levels deep (line 1)",
         "pkg/hostile.py": "Python does not parse: MemoryError",
         "pkg/long_sum.py": surface.skipped["pkg/long_sum.py"],
         "pkg/nested.py": "Python does not parse: MemoryError",

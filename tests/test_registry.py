@@ -1,5 +1,7 @@
 """The registry on SQLite and on the running PostgreSQL server: same code, same behaviour."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -102,6 +104,27 @@ def test_promote_moves_alias_and_keeps_history(registry: Registry, tmp_path: Pat
         (2, 1),
         (3, 2),
     ]
+
+
+def test_parallel_deploys_leave_one_production_adapter_and_a_true_history(registry: Registry, tmp_path: Path) -> None:
+    """Deploys from several processes at once (each its own engine), first ones and moves both: the history chains
+    (each deployment replaced the one before it) and exactly one adapter is production, the alias's."""
+    versions = [_adapter(registry, tmp_path, f"run{i}") for i in range(8)]
+    start = threading.Barrier(len(versions))
+
+    def deploy(version: int) -> int | None:
+        own = Registry(registry.url)  # another worker's connection pool
+        start.wait()
+        return own.promote("acme", version)
+
+    with ThreadPoolExecutor(len(versions)) as pool:
+        previous = list(pool.map(deploy, versions))
+    history = [(d.adapter_version, d.previous_version) for d in registry.deployments("acme")]
+    assert len(history) == len(versions) and previous.count(None) == 1
+    assert all(prev == history[i - 1][0] for i, (_, prev) in enumerate(history) if i), history
+    production = [a.version for a in registry.adapters("acme") if a.status == "production"]
+    assert production == [history[-1][0]] and registry.aliases() == {"acme": f"acme@v{history[-1][0]}"}
+    assert [a.version for a in registry.adapters("acme") if a.status == "previous"] == [history[-2][0]]
 
 
 def test_failed_deployment_is_recorded_without_moving_alias(registry: Registry, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import httpx
 import pytest
 from conftest import tiny_library
 from openai import OpenAI
+from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from doctune import corpus, serve
@@ -117,7 +118,7 @@ def test_admin_endpoints_are_not_reachable_through_the_gateway(
 
 
 def test_api_keys_are_required_when_configured(server_settings: Settings, deployed: LibraryConfig) -> None:
-    keyed = server_settings.model_copy(update={"gateway_api_keys": "key-one, key-two"})
+    keyed = server_settings.model_copy(update={"gateway_api_keys": SecretStr("key-one, key-two")})
     with TestClient(create_app(keyed)) as client:
         body = {"model": "servelib", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
         assert client.post("/v1/chat/completions", json=body).status_code == 401

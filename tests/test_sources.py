@@ -9,8 +9,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
-from doctune.config import LibraryConfig, Settings
-from doctune.demo import edit_demo_docs
+from doctune.config import LibraryConfig, Settings, load_library
+from doctune.demo import edit_demo_docs, run_git
 from doctune.errors import DoctuneError
 from doctune.registry import Registry
 from doctune.sources import GitCredentials, redact_url, sync, sync_repository
@@ -73,12 +73,48 @@ def test_empty_repository(settings: Settings, tmp_path: Path) -> None:
     assert Registry.open(settings).latest_snapshot("empty") is None
 
 
-def test_credentials_never_appear_in_errors(settings: Settings) -> None:
-    library = LibraryConfig(name="private", repo_url="http://deploy:s3cr3t-token@127.0.0.1:9/acme.git")
-    with pytest.raises(DoctuneError) as info:
-        sync_repository(library, settings)
-    assert "s3cr3t-token" not in str(info.value) and "***@127.0.0.1" in str(info.value)
-    assert redact_url("https://user:pw@host/x") == "https://***@host/x"
+def test_credentials_in_the_url_are_refused_without_showing_them(tmp_path: Path) -> None:
+    config = tmp_path / "private.yaml"
+    config.write_text("name: private\nrepo_url: http://deploy:s3cr3t-token@127.0.0.1:9/acme.git\n")
+    with pytest.raises(DoctuneError, match="repo_url carries credentials.*git_conn_id") as info:
+        load_library(config)
+    assert "s3cr3t-token" not in str(info.value)
+    # What git itself prints about a URL is redacted before it reaches an error or a log.
+    assert (
+        redact_url("fatal: unable to access 'https://user:pw@host/x'") == "fatal: unable to access 'https://***@host/x'"
+    )
+
+
+def test_a_tree_over_the_size_limits_is_refused_before_checkout(
+    settings: Settings, library: LibraryConfig, demo_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCTUNE_MAX_REPO_FILES", "3")
+    with pytest.raises(DoctuneError, match=r"has \d+ files at origin/main, more than DOCTUNE_MAX_REPO_FILES=3"):
+        sync_repository(library, Settings())
+    assert not (settings.path("workspaces", library.name) / "repo").exists()  # no half-made checkout is kept
+    monkeypatch.delenv("DOCTUNE_MAX_REPO_FILES")
+    monkeypatch.setenv("DOCTUNE_MAX_REPO_MB", "1")
+    sync_repository(library, Settings())  # the demo fits in 1 MiB
+    (demo_repo / "data.bin").write_bytes(bytes(range(256)) * 8192)  # 2 MiB
+    run_git(demo_repo, "add", "data.bin")
+    run_git(demo_repo, "commit", "-qm", "a large file")
+    with pytest.raises(DoctuneError, match=r"holds 2 MiB at origin/main, more than DOCTUNE_MAX_REPO_MB=1"):
+        sync_repository(library, Settings())
+    assert not (settings.path("workspaces", library.name) / "repo" / "data.bin").exists()
+
+
+def test_a_git_server_that_never_answers_is_given_up_on(settings: Settings) -> None:
+    """A git daemon that accepts the connection and then says nothing: the fetch is stopped at the time limit."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        library = LibraryConfig(name="silent", repo_url=f"git://127.0.0.1:{server.getsockname()[1]}/repo.git")
+        quick = settings.model_copy(update={"git_timeout_seconds": 2.0})
+        with pytest.raises(DoctuneError, match=r"git took longer than 2 s on git://127.0.0.1:\d+/repo.git"):
+            sync_repository(library, quick)
+    assert not (settings.path("workspaces", "silent") / "repo").exists()
 
 
 USER, TOKEN = "ci-bot", "s3cr3t-t0ken-value"

@@ -51,8 +51,9 @@ class Settings(BaseSettings):
     gateway_url: str = Field(
         default="http://127.0.0.1:8100", description="doctune's OpenAI-compatible gateway that clients use."
     )
-    gateway_api_keys: str = Field(
-        default="", description="Comma-separated API keys clients must send to the gateway; empty = no auth (local)."
+    gateway_api_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated API keys clients must send to the gateway; empty = no auth (local).",
     )
     manage_servers: bool = Field(
         default=True,
@@ -71,11 +72,27 @@ class Settings(BaseSettings):
         description="Comma-separated Airflow user names allowed to trigger a retrain with skip_gate (deploy without "
         "the evaluation gate); empty = nobody.",
     )
+    git_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="Longest a git fetch or checkout of a library may take before it is stopped."
+    )
+    max_repo_files: int = Field(
+        default=50_000,
+        gt=0,
+        description="Most files a library's tree may have; a larger one is refused before checkout.",
+    )
+    max_repo_mb: int = Field(
+        default=2048, gt=0, description="Most MiB a library's tree may hold; a larger one is refused before checkout."
+    )
+    corpus_build_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Longest a corpus build may take (reading, generating, running tests) before it is stopped.",
+    )
     training_lease_seconds: float = Field(
         default=300.0,
         gt=0,
-        description="A training holds its library's lease this long and renews it every third of it: a try whose "
-        "worker died blocks a retry for at most this long after it stops.",
+        description="A training (or a sync or corpus build, the library's workspace) holds its lease this long and "
+        "renews it every third of it: a try whose worker died blocks a retry for at most this long after it stops.",
     )
 
     @property
@@ -102,7 +119,7 @@ class Settings(BaseSettings):
 
     @property
     def api_keys(self) -> list[str]:
-        return [key.strip() for key in self.gateway_api_keys.split(",") if key.strip()]
+        return [key.strip() for key in self.gateway_api_keys.get_secret_value().split(",") if key.strip()]
 
     @property
     def vllm_headers(self) -> dict[str, str]:
@@ -120,6 +137,24 @@ class Settings(BaseSettings):
             for name, value in self.model_dump().items()
             if value is not None
         }
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_serving_keys(variable: str, keys: list[str], host: str) -> None:
+    """A server with keys from ``variable`` may listen on ``host``: no key is a .env.example placeholder, and
+    beyond the loopback interface there is at least one key. Raises with one line naming the variable."""
+    if any(key.startswith("CHANGE_ME") for key in keys):
+        raise DoctuneError(
+            f"{variable} still holds a placeholder from .env.example: generate real keys, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    if not keys and host not in LOOPBACK:
+        raise DoctuneError(
+            f"no {variable} is set, so anyone who reaches this host could use the server: refusing to listen on "
+            f"{host}; set {variable} (comma-separated keys) or listen on 127.0.0.1"
+        )
 
 
 class TrainParams(BaseModel):
@@ -331,7 +366,8 @@ class SourceConfig(BaseModel):
     )
     exclude: list[str] = Field(
         default=[
-            ".*/**",
+            "**/.*/**",  # hidden folders (.github, .tox) and hidden files (.git_archival.txt) are tooling, not docs
+            "**/.*",
             "**/node_modules/**",
             "build/**",
             "dist/**",
@@ -434,6 +470,17 @@ class LibraryConfig(BaseModel):
                 train = train.model_dump(exclude_unset=True)
             data = {**data, "train": {**TRAIN_PRESETS[data["preset"]], **train}}
         return data
+
+    @field_validator("repo_url")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str) -> str:
+        # A URL is shown in DAG docs, logs and the console; a token inside it would be shown with it.
+        if re.search(r"://[^/@\s]*:[^/@\s]*@", value):
+            raise ValueError(
+                "repo_url carries credentials (https://user:token@host/...): remove them and put the token in an "
+                "Airflow Connection named by git_conn_id (CLI: a git credential helper)"
+            )
+        return value
 
     @field_validator("sync_schedule", "retrain_schedule")
     @classmethod

@@ -39,10 +39,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from doctune.corpus.extract import Unit
+from doctune.corpus.extract import HOSTILE_INPUT_FAILURES, Unit, read_text
 from doctune.corpus.facts import parameter_rows
-from doctune.corpus.pyapi import module_name
+from doctune.corpus.pyapi import module_name, parse_python
 from doctune.sandbox import SandboxResult, run_python
+from doctune.secrets import scrub
 
 GENERAL_TASKS = Path(__file__).parent / "data" / "general_tasks.jsonl"
 MAX_TASKS_PER_UNIT = 3  # a long test would otherwise dominate the suite with near-identical tasks
@@ -563,10 +564,11 @@ def _test_module(tree: Path | None, rel: str, cache: dict[str, _TestModule]) -> 
     if tree is None:
         return _TestModule([], {})
     if rel not in cache:
+        # Read like the extractor reads it: never through a link, and scrubbed, since its constants reach tasks.
+        source = scrub(text, rel)[0] if (text := read_text(tree, rel)[0]) is not None else ""
         try:
-            source = (tree / rel).read_text()
-            module = ast.parse(source)
-        except (OSError, UnicodeDecodeError, SyntaxError):
+            module = parse_python(source, rel)
+        except (OSError, SyntaxError, *HOSTILE_INPUT_FAILURES):
             cache[rel] = _TestModule([], {})
         else:
             cache[rel] = _TestModule(

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from doctune.config import Settings
+from doctune.config import Settings, check_serving_keys
 from doctune.errors import DoctuneError
 from doctune.registry import Registry
 from doctune.serve import reconcile
@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100)
     args = parser.parse_args(argv)
+    check_serving_keys("DOCTUNE_GATEWAY_API_KEYS", Settings().api_keys, args.host)
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
 
 

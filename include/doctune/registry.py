@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +43,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from doctune.config import Settings
 from doctune.errors import DoctuneError
+
+log = logging.getLogger(__name__)
 
 # Alembic's default version table would collide with Airflow's when both share one PostgreSQL database.
 VERSION_TABLE = "doctune_alembic_version"
@@ -182,6 +188,26 @@ def migrate(url: str) -> None:
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(cfg, "head")
+
+
+def _dead_here(holder: str) -> bool:
+    """Whether ``holder`` ("host:pid:nonce") is a process of this host that no longer exists: its lease is stale at
+    once (a kill -9 here), without waiting for it to expire. A reused pid only makes us wait for the expiry."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class _AliasMoved(Exception):
+    """The alias changed after it was read: the move is retried from its new position."""
 
 
 class Registry:
@@ -428,32 +454,51 @@ class Registry:
             ).first()
 
     def promote(self, library: str, version: int, action: str = "promote", detail: str | None = None) -> int | None:
-        """Point the stable name at ``version`` and update statuses, atomically. Returns the previous version."""
-        with self.transaction() as s:
-            alias = s.get(Alias, library)
-            previous = alias.adapter_version if alias else None
-            for adapter in s.scalars(select(Adapter).where(Adapter.library == library)):
-                if adapter.version == version:
-                    adapter.status = "production"
-                elif adapter.version == previous:
-                    adapter.status = "previous"
-                elif adapter.status in ("production", "previous"):
-                    adapter.status = "retired"
-            if alias is None:
-                s.add(Alias(library=library, served_name=f"{library}@v{version}", adapter_version=version))
-            else:
-                alias.served_name, alias.adapter_version = f"{library}@v{version}", version
-            s.add(
-                Deployment(
-                    library=library,
-                    adapter_version=version,
-                    previous_version=previous,
-                    action=action,
-                    status="succeeded",
-                    detail=detail,
-                )
-            )
-        return previous
+        """Point the stable name at ``version`` and update statuses, atomically. Returns the previous version.
+
+        The alias moves by compare-and-swap (an update conditional on the version read, or an insert that loses
+        on the primary key): of two deploys at once, the second sees the first's move and goes again from there, so
+        exactly one adapter is production and every deployment names the version it really replaced."""
+        while True:
+            try:
+                with self.transaction() as s:
+                    alias = s.get(Alias, library)
+                    previous = alias.adapter_version if alias else None
+                    served = f"{library}@v{version}"
+                    if alias is None:
+                        s.add(Alias(library=library, served_name=served, adapter_version=version))
+                        s.flush()
+                    else:
+                        moved = cast(
+                            CursorResult[Any],
+                            s.execute(
+                                update(Alias)
+                                .where(Alias.library == library, Alias.adapter_version == previous)
+                                .values(served_name=served, adapter_version=version)
+                            ),
+                        ).rowcount
+                        if not moved:
+                            raise _AliasMoved
+                    for adapter in s.scalars(select(Adapter).where(Adapter.library == library)):
+                        if adapter.version == version:
+                            adapter.status = "production"
+                        elif adapter.version == previous:
+                            adapter.status = "previous"
+                        elif adapter.status in ("production", "previous"):
+                            adapter.status = "retired"
+                    s.add(
+                        Deployment(
+                            library=library,
+                            adapter_version=version,
+                            previous_version=previous,
+                            action=action,
+                            status="succeeded",
+                            detail=detail,
+                        )
+                    )
+                return previous
+            except (_AliasMoved, IntegrityError):
+                continue  # another deploy moved the alias between our read and our write: read it again
 
     def record_failed_deployment(self, library: str, version: int, detail: str) -> None:
         with self.transaction() as s:
@@ -490,6 +535,58 @@ class Registry:
         except IntegrityError:
             return False
         return True
+
+    @contextmanager
+    def exclusive(self, name: str, ttl: float, *, busy: str, why: str, on_lost: Callable[[], object]) -> Iterator[None]:
+        """Hold lease ``name`` for the whole block, renewing it every third of ``ttl``; ``on_lost`` is called (from
+        the renewing thread) if it is lost, so the holder can stop. Raises DoctuneError ("<busy> (<holder>, <n> s
+        left unless renewed): <why>") when someone else holds it. A holder that is a dead process of this host
+        is replaced at once."""
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        if not self._take_lease(name, holder, ttl):
+            other = self.lease(name)
+            left = f"{other.expires_at - time.time():.0f} s" if other else "a moment"
+            raise DoctuneError(
+                f"{busy} ({other.holder if other else 'just released'}, {left} left unless renewed): {why}"
+            )
+        released = threading.Event()
+
+        def heartbeat() -> None:
+            renewed = time.monotonic()
+            while not released.wait(ttl / 3):
+                try:
+                    if self.renew_lease(name, holder, ttl):
+                        renewed = time.monotonic()
+                        continue
+                    reason = "another holder took it"
+                except Exception as exc:  # a database hiccup: keep trying until the lease would have run out
+                    log.warning("could not renew the lease %s: %s", name, exc)
+                    if time.monotonic() - renewed < ttl:
+                        continue
+                    reason = "it could not be renewed in time"
+                log.error("lost the lease %s (%s): stopping", name, reason)
+                on_lost()
+                return
+
+        thread = threading.Thread(target=heartbeat, name=f"lease-{name}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            released.set()
+            thread.join()
+            self.release_lease(name, holder)
+
+    def _take_lease(self, name: str, holder: str, ttl: float) -> bool:
+        if self.acquire_lease(name, holder, ttl):
+            return True
+        other = self.lease(name)
+        if other is None:  # released between the two calls
+            return self.acquire_lease(name, holder, ttl)
+        if _dead_here(other.holder):
+            log.warning("taking over %s from %s, a process that no longer exists", name, other.holder)
+            return self.acquire_lease(name, holder, ttl, replacing=other.holder)
+        return False
 
     def renew_lease(self, name: str, holder: str, ttl: float) -> bool:
         """Extend ``holder``'s lease; False if it is no longer theirs (it expired and someone else took it)."""

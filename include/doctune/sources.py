@@ -6,13 +6,19 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from doctune.config import LibraryConfig, Settings
 from doctune.errors import DoctuneError
+
+if TYPE_CHECKING:
+    import git
+
+    from doctune.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -119,39 +125,90 @@ def _sync_repository(
     import git
 
     dest = settings.path("workspaces", library.name) / "repo"
+    shown = redact_url(library.repo_url)
+    timeout = settings.git_timeout_seconds
     try:
         if not (dest / ".git").is_dir():
-            # Clone into a temporary sibling first: a failed clone never leaves a half-filled cache.
+            # Build the first copy in a temporary sibling: a failed or stopped clone never leaves a half-filled cache.
+            # A clone is an init plus the same bounded fetch as every later sync (git clone has no time limit here).
             with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".clone-") as tmp:
                 staging = Path(tmp) / "repo"
-                log.info("cloning %s (branch %s)", redact_url(library.repo_url), library.branch)
-                repo = git.Repo.clone_from(
-                    library.repo_url,
-                    staging,
-                    branch=library.branch,
-                    env=env,
-                    multi_options=[f"--config={c}" for c in SAFE_GIT_CONFIG],
-                    allow_unsafe_options=True,
-                )  # our own options, not user input
-                if not repo.head.is_valid():
-                    raise DoctuneError(
-                        f"repository {redact_url(library.repo_url)} is empty: push at least one "
-                        f"commit to branch {library.branch!r}"
-                    )
+                log.info("cloning %s (branch %s)", shown, library.branch)
+                repo = git.Repo.init(staging)
+                with repo.config_writer() as config:
+                    for item in SAFE_GIT_CONFIG:
+                        key, value = item.split("=", 1)
+                        section, option = key.rsplit(".", 1)
+                        config.set_value(section, option, value)
+                repo.create_remote("origin", library.repo_url)
+                _fetch_and_check_out(repo, library, settings, commit, env)
                 if dest.exists():
                     shutil.rmtree(dest)
                 staging.rename(dest)
-        repo = git.Repo(dest)
-        with repo.git.custom_environment(**env):
+        else:
+            repo = git.Repo(dest)
             repo.remotes.origin.set_url(library.repo_url)
-            log.info("fetching %s (branch %s)", redact_url(library.repo_url), library.branch)
-            repo.git.fetch("origin", f"+refs/heads/{library.branch}:refs/remotes/origin/{library.branch}")
-            repo.git.checkout("--force", "-B", library.branch, commit or f"origin/{library.branch}")
-            repo.git.clean("-ffdx")
-        head = repo.head.commit.hexsha
+            log.info("fetching %s (branch %s)", shown, library.branch)
+            _fetch_and_check_out(repo, library, settings, commit, env)
+        head = git.Repo(dest).head.commit.hexsha
     except git.GitCommandError as exc:
+        if "did not complete in" in str(exc.stderr) or "timed out" in str(exc.stderr):
+            raise DoctuneError(
+                f"git took longer than {timeout:g} s on {shown}: raise DOCTUNE_GIT_TIMEOUT_SECONDS if the "
+                "repository is that large or the network that slow"
+            ) from None
         raise DoctuneError(_explain_git_failure(library.repo_url, library.branch, str(exc.stderr))) from None
     return dest, head
+
+
+def _fetch_and_check_out(
+    repo: git.Repo, library: LibraryConfig, settings: Settings, commit: str | None, env: dict[str, str]
+) -> None:
+    """Fetch the branch (within the time limit), refuse a tree over the size limits, then check it out."""
+    timeout = settings.git_timeout_seconds
+    with repo.git.custom_environment(**env):
+        repo.git.fetch(
+            "origin", f"+refs/heads/{library.branch}:refs/remotes/origin/{library.branch}", kill_after_timeout=timeout
+        )
+        target = commit or f"origin/{library.branch}"
+        _check_tree_size(repo, target, library, settings)
+        repo.git.checkout("--force", "-B", library.branch, target, kill_after_timeout=timeout)
+        repo.git.clean("-ffdx", kill_after_timeout=timeout)
+
+
+def _check_tree_size(repo: git.Repo, target: str, library: LibraryConfig, settings: Settings) -> None:
+    listing = repo.git.ls_tree("-r", "-l", "-z", target, kill_after_timeout=settings.git_timeout_seconds)
+    files, total = 0, 0
+    for entry in listing.split("\0"):
+        if entry:
+            files += 1
+            size = entry.split("\t", 1)[0].split()[3]
+            total += int(size) if size.isdigit() else 0
+    shown = redact_url(library.repo_url)
+    if files > settings.max_repo_files:
+        raise DoctuneError(
+            f"{shown} has {files} files at {target}, more than DOCTUNE_MAX_REPO_FILES={settings.max_repo_files}: "
+            "raise the limit if this repository really is that large"
+        )
+    if total > settings.max_repo_mb * 2**20:
+        raise DoctuneError(
+            f"{shown} holds {total / 2**20:.0f} MiB at {target}, more than DOCTUNE_MAX_REPO_MB={settings.max_repo_mb}: "
+            "raise the limit if this repository really is that large"
+        )
+
+
+def exclusive_workspace(
+    registry: Registry, library: LibraryConfig, settings: Settings, on_lost: Callable[[], object] = lambda: None
+) -> AbstractContextManager[None]:
+    """The library's workspace lease, held by a sync and by a corpus build for as long as they use the work tree."""
+    return registry.exclusive(
+        f"workspace:{library.name}",
+        settings.training_lease_seconds,
+        busy=f"another sync or corpus build of {library.name} is using its workspace",
+        why="two at once would check out different commits into one work tree and race for one dataset version; "
+        "this one does not start. Retry when the other ends (the Airflow task retries).",
+        on_lost=on_lost,
+    )
 
 
 def sync(library: LibraryConfig, settings: Settings, credentials: GitCredentials | None = None) -> SyncResult:
@@ -164,9 +221,10 @@ def sync(library: LibraryConfig, settings: Settings, credentials: GitCredentials
     from doctune.registry import Registry
 
     registry = Registry.open(settings)
-    tree, commit = sync_repository(library, settings, credentials=credentials)
-    # Cached per git blob: the corpus stage that follows re-reads only what this pass did not.
-    surface = extract(tree, library, cache=extraction_cache(settings, library))
+    with exclusive_workspace(registry, library, settings):
+        tree, commit = sync_repository(library, settings, credentials=credentials)
+        # Cached per git blob: the corpus stage that follows re-reads only what this pass did not.
+        surface = extract(tree, library, cache=extraction_cache(settings, library))
     registry.record_snapshot(library.name, commit, surface.fingerprint)
     latest = registry.latest_dataset(library.name)
     changed = latest is None or latest.surface_hash != surface.fingerprint

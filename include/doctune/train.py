@@ -12,10 +12,8 @@ import json
 import logging
 import os
 import shutil
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -469,78 +467,23 @@ def train(
     return TrainResult(library.name, run.id, dataset.version, adapter.version, adapter.path, steps, loss)
 
 
-def _dead_here(holder: str) -> bool:
-    """Whether ``holder`` ("host:pid:nonce") is a process of this host that no longer exists: its lease is stale at
-    once (a kill -9 here), without waiting for it to expire. A reused pid only makes us wait for the expiry."""
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _take_lease(registry: Any, name: str, holder: str, ttl: float) -> bool:
-    if registry.acquire_lease(name, holder, ttl):
-        return True
-    other = registry.lease(name)
-    if other is None:  # released between the two calls
-        return bool(registry.acquire_lease(name, holder, ttl))
-    if _dead_here(other.holder):
-        log.warning("taking over %s from %s, a process that no longer exists", name, other.holder)
-        return bool(registry.acquire_lease(name, holder, ttl, replacing=other.holder))
-    return False
-
-
 @contextmanager
 def exclusive_training(registry: Any, library: str, run_dir: Path, ttl: float) -> Iterator[None]:
-    """Hold the library's training lease for the whole training, renewing it every third of ``ttl``.
+    """Hold the library's training lease for the whole training (see ``Registry.exclusive``).
 
     A try whose worker was killed can keep running; its retry must not train beside it on the same checkpoints.
     The retry fails while the lease is held (Airflow retries it later); a holder that cannot renew (the lease
     expired and another try took it) stops with a checkpoint, as if asked to.
     """
-    name, holder = f"train:{library}", f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    if not _take_lease(registry, name, holder, ttl):
-        other = registry.lease(name)
-        left = f"{other.expires_at - time.time():.0f} s" if other else "a moment"
-        raise DoctuneError(
-            f"another training of {library} holds its lease ({other.holder if other else 'just released'}, "
-            f"{left} left unless renewed): an earlier try may still run on a worker that lost contact; this try "
-            "does not train beside it. Retry after that try ends or its lease expires (the Airflow task retries)."
-        )
-    released = threading.Event()
-
-    def heartbeat() -> None:
-        renewed = time.monotonic()
-        while not released.wait(ttl / 3):
-            try:
-                if registry.renew_lease(name, holder, ttl):
-                    renewed = time.monotonic()
-                    continue
-                reason = "another try took it"
-            except Exception as exc:  # a database hiccup: keep trying until the lease would have run out
-                log.warning("could not renew the training lease of %s: %s", library, exc)
-                if time.monotonic() - renewed < ttl:
-                    continue
-                reason = "it could not be renewed in time"
-            log.error("lost the training lease of %s (%s): stopping with a checkpoint", library, reason)
-            (run_dir / STOP_FILE).touch()
-            return
-
-    thread = threading.Thread(target=heartbeat, name=f"lease-{library}", daemon=True)
-    thread.start()
-    try:
+    with registry.exclusive(
+        f"train:{library}",
+        ttl,
+        busy=f"another training of {library} holds its lease",
+        why="an earlier try may still run on a worker that lost contact; this try does not train beside it. Retry "
+        "after that try ends or its lease expires (the Airflow task retries).",
+        on_lost=(run_dir / STOP_FILE).touch,
+    ):
         yield
-    finally:
-        released.set()
-        thread.join()
-        registry.release_lease(name, holder)
 
 
 @dataclass(frozen=True)

@@ -41,14 +41,20 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from doctune.config import LibraryConfig, Settings, TrainParams, get_library, validation_messages
+from doctune.config import (
+    LibraryConfig,
+    Settings,
+    TrainParams,
+    check_serving_keys,
+    get_library,
+    validation_messages,
+)
 from doctune.console import auth, data
 from doctune.console.render import answer_html, stylesheet
 from doctune.errors import DoctuneError
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class ConsoleSettings(BaseSettings):
@@ -56,8 +62,8 @@ class ConsoleSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DOCTUNE_CONSOLE_", extra="ignore")
 
-    keys: str = Field(
-        default="",
+    keys: SecretStr = Field(
+        default=SecretStr(""),
         description="Comma-separated login keys. Empty: no login, and the console listens on 127.0.0.1 only.",
     )
     tensorboard_url: str = Field(default="http://127.0.0.1:6006", description="TensorBoard, for links from runs.")
@@ -76,7 +82,7 @@ class ConsoleSettings(BaseSettings):
 
     @property
     def key_list(self) -> list[str]:
-        return auth.parse_keys(self.keys)
+        return auth.parse_keys(self.keys.get_secret_value())
 
 
 # -- training processes started from the console ---------------------------------------------------------
@@ -736,11 +742,7 @@ def main(host: str = "127.0.0.1", port: int = 8200) -> None:
     import uvicorn
 
     console = ConsoleSettings()
+    check_serving_keys("DOCTUNE_CONSOLE_KEYS", console.key_list, host)
     if not console.key_list:
-        if host not in LOOPBACK:
-            raise DoctuneError(
-                f"no DOCTUNE_CONSOLE_KEYS is set, so the console has no login: refusing to listen on {host}; set "
-                "DOCTUNE_CONSOLE_KEYS (comma-separated keys) or listen on 127.0.0.1"
-            )
         log.warning("no DOCTUNE_CONSOLE_KEYS set: the console has no login and listens on %s only", host)
     uvicorn.run(create_app(console=console), host=host, port=port, log_level="info")

@@ -13,6 +13,7 @@ and each definition is named by its canonical public path.
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import json
 import logging
@@ -26,9 +27,17 @@ from typing import Any
 
 from doctune.config import LibraryConfig, Settings, SourceConfig
 from doctune.corpus.markup import plain
-from doctune.corpus.pyapi import ModuleFacts, describe_module, module_index, public_api, read_reachable
+from doctune.corpus.pyapi import (
+    ModuleFacts,
+    describe_module,
+    module_index,
+    parse_python,
+    public_api,
+    read_reachable,
+)
 from doctune.corpus.units import Unit
 from doctune.errors import DoctuneError
+from doctune.secrets import scrub
 
 log = logging.getLogger(__name__)
 
@@ -49,38 +58,6 @@ class Surface:
     @property
     def fingerprint(self) -> str:
         return hashlib.sha256("\n".join(sorted(u.digest() for u in self.units)).encode()).hexdigest()
-
-
-# -- secrets -----------------------------------------------------------------------------------------------
-
-SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
-    "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
-    "aws access key": re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    "github token": re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),
-    "slack token": re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"),
-    "api key": re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{20,}\b"),
-    "jwt": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b"),
-    "credentials in url": re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@"),
-    "password assignment": re.compile(
-        r"""(?i)\b(\w*(?:password|passwd|secret|token|api_?key)\w*)(\s*[:=]\s*)(['"])(?!<REDACTED>)[^'"\s]{6,}\3"""
-    ),
-    "private host": re.compile(r"\b[a-z0-9.-]+\.(?:internal|corp|intranet|lan)\b(?::\d+)?", re.I),
-}
-
-
-def scrub(text: str) -> tuple[str, Counter[str]]:
-    """Replace credentials and private hosts with <REDACTED>; count what was removed (never the values)."""
-    found: Counter[str] = Counter()
-    for kind, pattern in SECRET_PATTERNS.items():
-        if kind == "password assignment":
-            text, n = pattern.subn(lambda m: f"{m[1]}{m[2]}{m[3]}<REDACTED>{m[3]}", text)
-        elif kind == "credentials in url":
-            text, n = pattern.subn("<REDACTED>@", text)
-        else:
-            text, n = pattern.subn("<REDACTED>", text)
-        if n:
-            found[kind] += n
-    return text, found
 
 
 # -- file selection ------------------------------------------------------------------------------------------
@@ -292,7 +269,7 @@ def changelog_units(rel: str, text: str) -> list[Unit]:
 
 def example_units(rel: str, source: str) -> list[Unit]:
     """Each test function as a usage example, titled by what its name says it checks."""
-    tree = ast.parse(source, filename=rel)
+    tree = parse_python(source, filename=rel)
     units = []
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_"):
@@ -312,7 +289,7 @@ def example_units(rel: str, source: str) -> list[Unit]:
 
 
 # Bump when extraction changes what it produces: cached results of older versions are then ignored.
-EXTRACTOR_VERSION = 6
+EXTRACTOR_VERSION = 7
 
 # What a parser may raise on hostile input besides SyntaxError: ast.parse runs out of memory or recursion on
 # deeply nested code, and rejects null bytes with ValueError.
@@ -325,7 +302,7 @@ def read_file(tree: Path, rel: str, kind: str) -> dict[str, Any]:
     text, reason = read_text(tree, rel)
     if text is None:
         return {"skipped": reason}
-    text, found = scrub(text)
+    text, found = scrub(text, rel)
     result: dict[str, Any] = {"scrubbed": dict(found)}
     try:
         if kind == "python":
@@ -337,6 +314,10 @@ def read_file(tree: Path, rel: str, kind: str) -> dict[str, Any]:
             units = changelog_units(rel, text)
         else:
             units = {"markdown": markdown_units, "rst": rst_units, "text": text_units}[kind](rel, text)
+        for example in (e for u in units for e in u.examples):
+            # A block that is not Python (a shell session, output) is never parsed as code later either.
+            with contextlib.suppress(SyntaxError):
+                parse_python(example)
     except SyntaxError as exc:
         return {"skipped": f"Python does not parse: line {exc.lineno}: {exc.msg}"}
     except HOSTILE_INPUT_FAILURES as exc:

@@ -348,9 +348,29 @@ class _ModuleReader:
             self.exports = _joined(self.exports or ExportList(names=[], all_of=[]), listed)
 
 
+# Deepest syntax tree accepted from a repository. Hand-written code stays under ~100 levels (the deepest in this
+# project's ~20k installed modules is a generated sympy table); a parse that succeeds deeper still breaks later
+# recursive passes (ast.unparse, NodeVisitor, deepcopy run out of stack near 250), so it is refused up front.
+MAX_AST_DEPTH = 150
+
+
+def parse_python(source: str, filename: str = "<unknown>") -> ast.Module:
+    """``ast.parse`` for code from a repository: raises SyntaxError for what is not Python and RecursionError for
+    code nested deeper than MAX_AST_DEPTH (ast.parse itself raises it, or MemoryError, on deeper code)."""
+    tree = ast.parse(source, filename=filename)
+    stack: list[tuple[ast.AST, int]] = [(node, 1) for node in tree.body]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_AST_DEPTH:
+            line = getattr(node, "lineno", "?")
+            raise RecursionError(f"code nested more than {MAX_AST_DEPTH} levels deep (line {line})")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return tree
+
+
 def describe_module(rel: str, source: str) -> ModuleFacts:
     """The facts of one module: its definitions, imports, assignments, ``__all__`` and star imports."""
-    tree = ast.parse(source, filename=rel)
+    tree = parse_python(source, filename=rel)
     module = module_name(rel)
     reader = _ModuleReader(module if PurePosixPath(rel).stem == "__init__" else module.rpartition(".")[0])
     reader.walk(tree.body, conditional=False)

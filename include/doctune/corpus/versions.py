@@ -15,6 +15,8 @@ import logging
 import os
 import re
 import shutil
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,10 +25,20 @@ from typing import TYPE_CHECKING, Any
 
 from doctune.config import LibraryConfig, Settings
 from doctune.corpus import filters, generate
-from doctune.corpus.extract import EXTRACTOR_VERSION, Surface, Unit, extract, extraction_cache
+from doctune.corpus.extract import (
+    EXTRACTOR_VERSION,
+    Surface,
+    Unit,
+    extract,
+    extraction_cache,
+    read_text,
+    tracked_files,
+)
 from doctune.errors import DoctuneError
+from doctune.secrets import scrub, scrub_folder
 
 if TYPE_CHECKING:
+    from doctune.registry import Registry
     from doctune.sources import GitCredentials
 
 log = logging.getLogger(__name__)
@@ -108,6 +120,47 @@ def import_root(tree: Path, package: str) -> Path:
     return tree / "src" if (tree / "src" / package).is_dir() else tree
 
 
+def library_copy(
+    settings: Settings, library: LibraryConfig, tree: Path, commit: str, symbols: dict[str, dict[str, Any]]
+) -> tuple[Path, dict[str, str]]:
+    """The importable library at ``commit``, as the sandbox runs it (training snippets, evaluation tasks): the
+    package and every sibling top-level package its public API is defined in (a facade's), built from the files
+    git tracks only, links never followed, every text scrubbed of secrets. Returns the folder to put on
+    ``sys.path`` and the files left out, with why. Built once per commit."""
+    package = library.import_name
+    root = import_root(tree, package)
+    prefix = "" if root == tree else f"{root.relative_to(tree).as_posix()}/"
+    tops = {package} | {
+        info["path"].removeprefix(prefix).split("/", 1)[0].removesuffix(".pyi").removesuffix(".py")
+        for info in symbols.values()
+        if info.get("path", "").startswith(prefix)
+    }
+    folder = settings.path("cache", "library", library.name) / commit
+    if (folder / ".skipped.json").is_file():
+        return folder, json.loads((folder / ".skipped.json").read_text())
+    for old in folder.parent.iterdir():  # one commit's copy at a time: older ones are never read again
+        shutil.rmtree(old, ignore_errors=True)
+    staging = folder.with_name(f".staging-{commit}-{os.getpid()}")
+    skipped: dict[str, str] = {}
+    for rel in tracked_files(tree):
+        inside = rel.removeprefix(prefix)
+        if not rel.startswith(prefix) or not any(
+            inside.startswith(f"{top}/") or inside in (f"{top}.py", f"{top}.pyi") for top in tops
+        ):
+            continue
+        text, reason = read_text(tree, rel)
+        if text is None:
+            skipped[rel] = reason
+            continue
+        target = staging / inside
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(scrub(text, rel)[0])
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / ".skipped.json").write_text(json.dumps(skipped, sort_keys=True))
+    staging.rename(folder)
+    return folder, skipped
+
+
 PROTOCOL = (
     "Every public symbol's facts and every doc section are in training; the questions are held out. API questions "
     "ask about every symbol in a phrasing family that no training pair uses (checked when the version is built). "
@@ -173,6 +226,7 @@ def build_evalset(
     library: LibraryConfig,
     surface: Surface,
     tree: Path,
+    library_path: Path,
     dest: Path,
     train_rows: list[dict[str, Any]],
 ) -> dict[str, Any]:
@@ -184,12 +238,8 @@ def build_evalset(
     from doctune.evalsuite import api_questions, mine_exec_tasks, validate_exec_tasks
 
     package = library.import_name
-    source = import_root(tree, package) / package
-    if source.is_dir():
-        shutil.copytree(source, dest / "library" / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    elif (source.parent / f"{package}.py").is_file():
-        (dest / "library").mkdir()
-        shutil.copy2(source.parent / f"{package}.py", dest / "library")
+    if (library_path / package).is_dir() or (library_path / f"{package}.py").is_file():
+        shutil.copytree(library_path, dest / "library", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
     tasks: list[Any] = []
     dropped: list[Any] = []
     if (dest / "library").is_dir():
@@ -312,7 +362,13 @@ TEST_GENERATORS = frozenset({"write_code", "task"})
 
 
 def _test_rows(
-    units: list[Unit], lib: str, surface: Surface, tree: Path, previous: dict[str, list[dict[str, Any]]], commit: str
+    units: list[Unit],
+    lib: str,
+    surface: Surface,
+    tree: Path,
+    library_path: Path,
+    previous: dict[str, list[dict[str, Any]]],
+    commit: str,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """What the training tests (and doc examples) teach beyond the API facts, each run in the sandbox against the
     library at this commit (every build: a change in the library can break an example its test did not change):
@@ -324,7 +380,6 @@ def _test_rows(
     from doctune.corpus.snippets import usage_snippets, verify_snippets
     from doctune.evalsuite import TRAIN_WORDING, mine_exec_tasks, validate_exec_tasks
 
-    library_path = import_root(tree, lib)
     tests = [u for u in units if u.kind == "example"]
     snippets, refusals = usage_snippets(tests, lib, surface.symbols, tree)
     checked = verify_snippets(snippets, library_path)
@@ -487,12 +542,42 @@ def build(
     credentials: GitCredentials | None = None,
 ) -> DatasetInfo:
     """Check out ``commit`` (default: the branch head) and build a new dataset version if its doc surface
-    changed since the latest version, or if ``force``."""
+    changed since the latest version, or if ``force``. Holds the library's workspace lease throughout."""
     from doctune.registry import Registry
+    from doctune.sources import exclusive_workspace
+
+    registry = Registry.open(settings)
+    lost = threading.Event()
+    report_progress = progress or (lambda message: log.info("%s", message))
+    deadline = time.monotonic() + settings.corpus_build_seconds
+
+    def say(stage: str) -> None:
+        """Each stage starts by saying so; a build past its time limit, or one that lost its lease, stops there."""
+        if time.monotonic() > deadline:
+            raise DoctuneError(
+                f"the corpus build of {library.name} took longer than DOCTUNE_CORPUS_BUILD_SECONDS="
+                f"{settings.corpus_build_seconds:g} before {stage!r}: raise it, or narrow sources.include"
+            )
+        if lost.is_set():
+            raise DoctuneError(f"the corpus build of {library.name} lost its workspace lease before {stage!r}")
+        report_progress(stage)
+
+    with exclusive_workspace(registry, library, settings, on_lost=lost.set):
+        return _build(library, settings, registry, say, commit=commit, force=force, credentials=credentials)
+
+
+def _build(
+    library: LibraryConfig,
+    settings: Settings,
+    registry: Registry,
+    say: Callable[[str], None],
+    *,
+    commit: str | None,
+    force: bool,
+    credentials: GitCredentials | None,
+) -> DatasetInfo:
     from doctune.sources import sync_repository
 
-    say = progress or (lambda message: log.info("%s", message))
-    registry = Registry.open(settings)
     say(f"syncing {library.name}")
     tree, commit = sync_repository(library, settings, commit, credentials)
     say("reading docs, API, tests and changelog")
@@ -531,8 +616,9 @@ def build(
     say(f"generating pairs for {len(surface.units)} units ({len(withheld)} symbols in the withheld-QA control)")
     train_units += overview_units(surface.units, surface.symbols, withheld)
     say(f"rewriting {sum(u.kind == 'example' for u in train_units)} training tests as examples and tasks; running them")
+    library_path, left_out = library_copy(settings, library, tree, commit, surface.symbols)
     test_rows, test_report = _test_rows(
-        [u for u in train_units if u.kind in ("example", "doc")], lib, surface, tree, previous, commit
+        [u for u in train_units if u.kind in ("example", "doc")], lib, surface, tree, library_path, previous, commit
     )
     others = [u for u in train_units if u.kind != "example"]
     train_rows, regenerated = _rows_for(others, lib, surface, commit, previous, withheld)
@@ -565,7 +651,7 @@ def build(
         )
 
     version = registry.next_dataset_version(library.name)
-    report = quality_report(library, surface, verdicts, test_report)
+    report = quality_report(library, surface, verdicts, test_report) | {"library_copy_left_out": left_out}
     parent_kept = [r for r in previous_rows if "rejected" not in r["meta"]]
     manifest = {
         "library": library.name,
@@ -604,7 +690,9 @@ def build(
         _write_durably(staging / "rejected.jsonl", _jsonl(verdicts.rejected))
         _write_durably(staging / "symbols.json", json.dumps(surface.symbols, indent=1, sort_keys=True).encode())
         say(f"building the evaluation suite ({len(api_units)} symbols, {len(held_tests)} held-out tests)")
-        evalset = build_evalset(held_tests, api_units, withheld, library, surface, tree, staging, verdicts.train)
+        evalset = build_evalset(
+            held_tests, api_units, withheld, library, surface, tree, library_path, staging, verdicts.train
+        )
         _write_durably(staging / "evalset.json", json.dumps(evalset, indent=1, sort_keys=True).encode())
         manifest["evalset"] = {
             "api_questions": len(evalset["api_questions"]),
@@ -614,8 +702,14 @@ def build(
         _write_durably(staging / "report.json", json.dumps(report, indent=2, sort_keys=True).encode())
         _write_durably(staging / "report.md", report_markdown(report, version).encode())
         _write_durably(staging / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
+        # The last line of defence: whatever a generator, a model or a test module let through is caught here.
+        late = scrub_folder(staging, skip={"library"})
+        if late:
+            log.warning("removed %d secrets from dataset v%d after it was built: %s", sum(late.values()), version, late)
         # The version becomes visible only as a whole: rename the finished folder, then register it.
-        if final.exists():  # left by a crash between rename and register: it was never registered
+        if final.exists():  # left by a crash between rename and register, unless the registry has it
+            if any(d.version == version for d in registry.datasets(library.name)):
+                raise DoctuneError(f"dataset v{version} of {library.name} is registered already: not replacing it")
             shutil.rmtree(final)
         staging.rename(final)
         registry.add_dataset(
