@@ -49,8 +49,38 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 120.0) 
 # -- in-process: login, the parameter form, error messages, highlighting ---------------------------------
 
 
+LOCAL = "http://127.0.0.1:8200"  # without keys the console answers to loopback host names only
+
+
 def _client(settings: Settings, keys: str = "") -> TestClient:
-    return TestClient(create_app(settings, ConsoleSettings(keys=keys)), follow_redirects=False)
+    return TestClient(create_app(settings, ConsoleSettings(keys=keys)), base_url=LOCAL, follow_redirects=False)
+
+
+def test_without_keys_only_loopback_host_names_are_answered(settings: Settings) -> None:
+    """DNS rebinding: a page on evil.example that resolves its name to 127.0.0.1 still sends Host: evil.example."""
+    client = _client(settings)
+    rebound = client.get("/chat", headers={"Host": "evil.example:8200"})
+    assert rebound.status_code == 400 and "'evil.example' is not one this console answers to" in rebound.text
+    assert client.get("/health", headers={"Host": "localhost:8200"}).status_code == 200
+    keyed = TestClient(create_app(settings, ConsoleSettings(keys=KEY, allowed_hosts="console.acme.dev")))
+    assert keyed.get("/health", headers={"Host": "console.acme.dev"}).status_code == 200
+    assert keyed.get("/health", headers={"Host": "other.acme.dev"}).status_code == 400
+
+
+def test_every_response_forbids_framing_and_foreign_scripts(settings: Settings) -> None:
+    for path in ("/health", "/chat", "/static/adapters.js", "/nowhere"):
+        headers = _client(settings).get(path).headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+
+
+def test_logins_are_rate_limited_per_client(settings: Settings) -> None:
+    client = _client(settings, KEY)
+    for _ in range(10):
+        assert client.post("/login", data={"key": "guess"}).status_code == 401
+    refused = client.post("/login", data={"key": KEY})  # even the right key waits once the limit is reached
+    assert refused.status_code == 429 and "too many attempts" in refused.text
+    assert console_auth.COOKIE not in refused.cookies
 
 
 def test_login_sets_a_signed_http_only_cookie(settings: Settings, library: LibraryConfig) -> None:
@@ -131,7 +161,9 @@ def test_with_airflow_configured_start_triggers_the_retrain_dag(settings: Settin
     console = ConsoleSettings(
         airflow_api_url="http://airflow.test:8080", airflow_username="console", airflow_password="s3cret-pw"
     )
-    client = TestClient(create_app(settings, console, httpx.MockTransport(airflow)), follow_redirects=False)
+    client = TestClient(
+        create_app(settings, console, httpx.MockTransport(airflow)), base_url=LOCAL, follow_redirects=False
+    )
     page = client.get(f"/training/{library.name}").text
     assert "doctune_retrain__ledgerkite" in page and 'name="seed"' not in page  # only the DAG form's fields
     started = client.post(f"/training/{library.name}/start", data={"max_steps": "7", "learning_rate": "0.0005"})

@@ -36,6 +36,7 @@ password_hash = hash_password(password)
 secret_key=None
     token: Token
 url = "https://docs.example.com/api?page=2"
+assert out == "Password:\\ninterrupted\\n"
 """
 
 

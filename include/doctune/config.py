@@ -55,6 +55,15 @@ class Settings(BaseSettings):
         default=SecretStr(""),
         description="Comma-separated API keys clients must send to the gateway; empty = no auth (local).",
     )
+    gateway_max_body_bytes: int = Field(
+        default=1_048_576, gt=0, description="Largest request body the gateway accepts (413 above it)."
+    )
+    gateway_requests_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Requests a minute the gateway allows per API key (429 above it); 0 = no limit. Without keys "
+        "(local use) there is no limit.",
+    )
     manage_servers: bool = Field(
         default=True,
         description="Start vLLM and the gateway as local processes when they are not running (local/demo mode). "

@@ -25,7 +25,7 @@ REDACTED = "<REDACTED>"
 _SECRET_NAME = r"[A-Za-z0-9_.-]*(?:password|passwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key|private[_-]?key|credentials?)[A-Za-z0-9_.-]*"  # noqa: E501
 _ASSIGNMENT = re.compile(
     rf"""(?ix)(?<![\w.-])(?P<key>{_SECRET_NAME})(?P<sep>["']?\s*(?::|=|:=|=>)\s*)
-    (?: (?P<quote>["'])(?P<quoted>[^"'\n]{{4,}}?)(?P=quote) | (?P<bare>[^\s"',;)\]}}]{{4,}}) )"""
+    (?: (?P<quote>["'])(?P<quoted>[^"'\n]{{4,}}?)(?P=quote) | (?P<bare>[^\s"',;)\]}}\\]{{4,}}) )"""
 )
 # An unquoted value that is code (a name, attribute, call or subscript without digits) or a placeholder.
 _NOT_A_VALUE = re.compile(

@@ -259,7 +259,8 @@ def ensure_vllm(settings: Settings, library: LibraryConfig) -> VLLMClient:
 
 def ensure_gateway(settings: Settings) -> None:
     try:
-        if httpx.get(f"{settings.gateway_url}/health", timeout=2).status_code == 200:
+        # 503 is a running gateway that reports vLLM or the registry down: starting another would not help.
+        if httpx.get(f"{settings.gateway_url}/health", timeout=2).status_code in (200, 503):
             return
     except httpx.TransportError:
         pass

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode, urlparse, urlsplit
 
 import httpx
 from pydantic import Field, SecretStr, ValidationError
@@ -39,9 +39,10 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from doctune.config import (
+    LOOPBACK,
     LibraryConfig,
     Settings,
     TrainParams,
@@ -73,6 +74,11 @@ class ConsoleSettings(BaseSettings):
         description="Airflow's API server (e.g. http://airflow-apiserver:8080). Set: start and resume trigger the "
         "library's retrain DAG through Airflow's REST API, so training runs on the GPU worker. Empty: they run "
         "`doctune train run` in the background on this host (local use).",
+    )
+    allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated host names the console answers to when it has keys (empty: any). Without "
+        "keys only 127.0.0.1, localhost and ::1, so a page elsewhere cannot reach it by DNS rebinding.",
     )
     airflow_username: str = Field(default="", description="Airflow user the console triggers runs as.")
     airflow_password: SecretStr | None = Field(default=None, description="That user's password.")
@@ -198,14 +204,24 @@ def _same_origin(request: Request) -> bool:
     return urlparse(origin).netloc == request.headers.get("host", "")
 
 
+# Every response: no framing (clickjacking), scripts and styles from the console itself only, no MIME sniffing.
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
 class Guard:
-    """Login (when keys are configured) for every page but the login page, /health and static files; and for
-    every POST, the browser's Origin must be this console (no cross-site form can promote or roll back)."""
+    """Login (when keys are configured) for every page but the login page, /health and static files; for every
+    POST, the browser's Origin must be this console (no cross-site form can promote or roll back); the Host must
+    be an allowed one (``hosts``; None: any); and every response carries SECURITY_HEADERS."""
 
     PUBLIC = ("/login", "/health")
 
-    def __init__(self, app: ASGIApp, keys: list[str]):
-        self.app, self.keys = app, keys
+    def __init__(self, app: ASGIApp, keys: list[str], hosts: list[str] | None):
+        self.app, self.keys, self.hosts = app, keys, hosts
 
     def _public(self, path: str) -> bool:
         return path in self.PUBLIC or path.startswith("/static/")
@@ -217,7 +233,16 @@ class Guard:
         request = Request(scope)
         path = request.url.path
         response: Response | None = None
-        if request.method == "POST" and not _same_origin(request):
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        host = urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
+        if self.hosts is not None and host not in self.hosts:
+            response = PlainTextResponse(f"host {host!r} is not one this console answers to", status_code=400)
+        elif request.method == "POST" and not _same_origin(request):
             response = PlainTextResponse("cross-site request refused", status_code=403)
         elif (
             self.keys and not self._public(path) and not auth.valid_session(self.keys, request.cookies.get(auth.COOKIE))
@@ -227,9 +252,9 @@ class Guard:
             else:
                 response = RedirectResponse(f"/login?{urlencode({'next': path})}", status_code=303)
         if response is not None:
-            await response(scope, receive, send)
+            await response(scope, receive, send_secured)
         else:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_secured)
 
 
 def _safe_next(target: str | None) -> str:
@@ -338,12 +363,21 @@ def create_app(
             return RedirectResponse("/chat", status_code=303)
         return page(request, "login.html", next=_safe_next(request.query_params.get("next")))
 
+    failures: dict[str, list[float]] = {}  # client address -> times of its failed logins in the last minute
+
     async def login(request: Request) -> Response:
         form = await request.form()
         target = _safe_next(str(form.get("next") or ""))
+        client = request.client.host if request.client else "?"
+        now = time.monotonic()
+        recent = failures[client] = [t for t in failures.get(client, []) if now - t < 60]
+        if len(recent) >= auth.LOGIN_ATTEMPTS_PER_MINUTE:
+            log.warning("console: login from %s refused: %d failed attempts in a minute", client, len(recent))
+            return page(request, "login.html", status=429, next=target, error="too many attempts; wait a minute")
         key = auth.check_key(keys, str(form.get("key") or ""))
         if key is None:
-            log.warning("console: failed login from %s", request.client.host if request.client else "?")
+            recent.append(now)
+            log.warning("console: failed login from %s", client)
             return page(request, "login.html", status=401, next=target, error="wrong key")
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
@@ -732,7 +766,8 @@ def create_app(
         Route("/models/{action:str}", guarded(model_action), methods=["POST"]),
     ]
     app = Starlette(routes=routes)
-    app.add_middleware(Guard, keys=keys)
+    hosts = (auth.parse_keys(console.allowed_hosts) or None) if keys else list(LOOPBACK)
+    app.add_middleware(Guard, keys=keys, hosts=hosts)
     app.state.launcher = launcher
     return app
 

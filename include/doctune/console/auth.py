@@ -15,6 +15,8 @@ import time
 
 COOKIE = "doctune_console"
 SESSION_SECONDS = 12 * 3600
+# Failed logins one client address may make in a minute; then even the right key waits (guessing stays slow).
+LOGIN_ATTEMPTS_PER_MINUTE = 10
 
 
 def parse_keys(raw: str) -> list[str]:

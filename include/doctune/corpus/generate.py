@@ -23,7 +23,7 @@ from doctune.corpus.extract import Unit
 from doctune.corpus.facts import Fact, Parameter, fact
 
 # Bump when generated pairs change for the same units: a rebuild then regenerates instead of copying the parent's.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 PHRASINGS = {
     "signature": [
@@ -213,8 +213,9 @@ def is_enum(item: Fact) -> bool:
 
 
 # A reference entry longer than this is split at paragraph boundaries into parts (attrs.define's docstring alone is
-# 13,000 characters); each part names the symbol, the first has its declaration.
-REFERENCE_PART_CHARS = 2500
+# 13,000 characters); each part names the symbol, the first has its declaration. 1200 characters stay under the
+# smollm2 preset's 512 tokens with the question (at 2500, 10 of attrs' 67 parts were cut there, their ends lost).
+REFERENCE_PART_CHARS = 1200
 
 
 def reference_entries(item: Fact) -> list[str]:
