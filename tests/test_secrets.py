@@ -1,13 +1,10 @@
-"""The scrubber: every planted format is removed wherever it sits, code that merely talks about secrets is left
-alone, and a built folder stays valid JSON after its last pass."""
-
-import json
-from pathlib import Path
+"""The scrubber: every planted format is removed wherever it sits, and code that merely talks about secrets is
+left alone."""
 
 import pytest
 from planted_secrets import PLANTED
 
-from doctune.secrets import REDACTED, scrub, scrub_folder
+from doctune.secrets import REDACTED, scrub
 
 
 @pytest.mark.parametrize("secret,fragment", PLANTED.values(), ids=list(PLANTED))
@@ -55,18 +52,3 @@ def test_counts_name_the_kind_never_the_value() -> None:
     _, found = scrub(PLANTED["github classic"][0] + "\n" + PLANTED["dotenv unquoted"][0])
     assert found == {"github token": 1, "secret assignment": 1}
     assert not any(fragment in kind for kind in found for _, fragment in PLANTED.values())
-
-
-def test_the_last_pass_over_a_folder_keeps_json_valid(tmp_path: Path) -> None:
-    secret, fragment = PLANTED["aws access key"]
-    (tmp_path / "evalset.json").write_text(json.dumps({"docs": {"acme.connect": f"Example: {secret}"}}))
-    (tmp_path / "train.jsonl").write_text(json.dumps({"messages": [{"content": secret}]}) + "\n")
-    (tmp_path / "report.md").write_text(f"sample: {secret}\n")
-    (tmp_path / "library").mkdir()
-    (tmp_path / "library" / "skipped.py").write_text(secret)
-    found = scrub_folder(tmp_path, skip={"library"})
-    assert found == {"aws access key": 3}
-    assert REDACTED in json.loads((tmp_path / "evalset.json").read_text())["docs"]["acme.connect"]
-    assert json.loads((tmp_path / "train.jsonl").read_text())["messages"][0]["content"].endswith(REDACTED)
-    assert fragment not in (tmp_path / "report.md").read_text()
-    assert (tmp_path / "library" / "skipped.py").read_text() == secret  # skipped: the copy is scrubbed when made

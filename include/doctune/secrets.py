@@ -12,11 +12,9 @@ plugins report only a prefix such as ``ghp``) costs its whole line: when unsure,
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 REDACTED = "<REDACTED>"
@@ -148,41 +146,3 @@ def scrub(text: str, filename: str = "text.md") -> tuple[str, Counter[str]]:
     text = _assignments(text, found)
     text = _detect_secrets(text, filename, found)
     return text, +found
-
-
-def scrub_value(value: Any, found: Counter[str]) -> Any:
-    """Every string inside a JSON value scrubbed (keys included), counting into ``found``."""
-    if isinstance(value, str):
-        clean, kinds = scrub(value)
-        found.update(kinds)
-        return clean
-    if isinstance(value, list):
-        return [scrub_value(v, found) for v in value]
-    if isinstance(value, dict):
-        return {scrub_value(k, found): scrub_value(v, found) for k, v in value.items()}
-    return value
-
-
-def scrub_folder(folder: Path, skip: frozenset[str] | set[str] = frozenset()) -> Counter[str]:
-    """The last line of defence before a dataset version is registered: every text file under ``folder`` (but the
-    top-level entries in ``skip``) scanned again, JSON and JSON Lines value by value so that they stay valid, and
-    rewritten where anything was found."""
-    found: Counter[str] = Counter()
-    paths = (p for p in folder.rglob("*") if p.relative_to(folder).parts[0] not in skip)
-    for path in sorted(p for p in paths if p.is_file() and not p.is_symlink()):
-        try:
-            text = path.read_text()
-        except (UnicodeDecodeError, OSError):
-            continue
-        before = sum(found.values())
-        if path.suffix == ".jsonl":
-            rows = [scrub_value(json.loads(line), found) for line in text.splitlines() if line.strip()]
-            clean = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        elif path.suffix == ".json":
-            clean = json.dumps(scrub_value(json.loads(text), found), indent=2, ensure_ascii=False) + "\n"
-        else:
-            clean, kinds = scrub(text, path.name)
-            found.update(kinds)
-        if sum(found.values()) > before:
-            path.write_text(clean)
-    return found

@@ -35,7 +35,7 @@ from doctune.corpus.extract import (
     tracked_files,
 )
 from doctune.errors import DoctuneError
-from doctune.secrets import scrub, scrub_folder
+from doctune.secrets import scrub
 
 if TYPE_CHECKING:
     from doctune.registry import Registry
@@ -638,6 +638,11 @@ def _build(
         cache = settings.path("cache", "llm", library.name)
         wanted = [u for u in train_units if u.kind in ("api", "doc") and u.key not in withheld]
         rows, llm_failures, llm_stats = llm_rows(wanted, lib, library.llm, cache, commit)
+        # Everything else is built from scrubbed text; a model's answer is new text, so it is scrubbed too.
+        for row in rows:
+            for message in row["messages"]:
+                message["content"], found = scrub(message["content"])
+                surface.scrubbed.update(found)
         train_rows += rows
     say(f"filtering {len(train_rows) + len(eval_rows)} pairs")
     verdicts = filters.apply(train_rows, eval_rows, lib, surface.symbols, held_out_code=[u.text for u in held_tests])
@@ -702,10 +707,6 @@ def _build(
         _write_durably(staging / "report.json", json.dumps(report, indent=2, sort_keys=True).encode())
         _write_durably(staging / "report.md", report_markdown(report, version).encode())
         _write_durably(staging / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
-        # The last line of defence: whatever a generator, a model or a test module let through is caught here.
-        late = scrub_folder(staging, skip={"library"})
-        if late:
-            log.warning("removed %d secrets from dataset v%d after it was built: %s", sum(late.values()), version, late)
         # The version becomes visible only as a whole: rename the finished folder, then register it.
         if final.exists():  # left by a crash between rename and register, unless the registry has it
             if any(d.version == version for d in registry.datasets(library.name)):
