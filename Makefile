@@ -61,10 +61,12 @@ lint: setup
 console: setup
 	$(VENV)/bin/doctune console $(CONSOLE_ARGS)
 
-# Pipeline figures (corpus, serving, evaluation, freshness), training throughput, then model quality on the demo and
+# Pipeline figures (corpus, serving, evaluation, freshness), hostile input (secrets planted vs removed, sandbox
+# layers), training throughput, then model quality on the demo and
 # real libraries: each prints its figures beside a baseline from the same run and writes benchmarks/results/*.json.
 bench: setup
 	$(VENV)/bin/python -m doctune.bench
+	$(VENV)/bin/python benchmarks/hostile.py
 	$(VENV)/bin/python benchmarks/training.py
 	$(VENV)/bin/python benchmarks/quality.py
 

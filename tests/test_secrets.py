@@ -2,7 +2,7 @@
 left alone."""
 
 import pytest
-from planted_secrets import PLANTED
+from hostile_repo import PLANTED
 
 from doctune.secrets import REDACTED, scrub
 
