@@ -360,7 +360,10 @@ def test_chat_streams_answers_and_compares_two_models(page: Any, stack: Stack) -
     page.select_option("#model-b", "tiny-llama")
     page.fill("#prompt", "Show an example that uses `ledgerkite.nibble`.")
     page.click("#send")
-    page.wait_for_function("document.querySelectorAll('.history .message.assistant[data-done=\"true\"]').length === 3")
+    # A function, not an expression: Playwright evals expressions in the page, which the console's CSP forbids.
+    page.wait_for_function(
+        "() => document.querySelectorAll('.history .message.assistant[data-done=\"true\"]').length === 3"
+    )
     right = page.locator("#history-b .message.assistant").last
     assert right.locator(".body").inner_text().strip() and "tiny-llama" in right.locator(".who").inner_text()
     assert page.locator("#history-a .message.user").count() == 2
