@@ -14,11 +14,31 @@ from conftest import tiny_library
 from doctune import corpus
 from doctune.config import GateParams, LibraryConfig, Settings, write_library
 from doctune.demo import prepare_demo_repo
-from doctune.evaluate import evaluate, evaluation_report, gate, wilson
+from doctune.evaluate import ANSWER_SHAPE, Item, docs_prompt, evaluate, evaluation_report, gate, wilson
+from doctune.models import resolve_base_model
 from doctune.registry import Registry
 from doctune.train import adapter_digest, train
 
 LOSS = GateParams(primary_metric="heldout_loss", min_gain_over_base=0.02, production_margin=-0.02)
+
+
+def test_docs_in_the_prompt_are_cut_to_fit_the_servers_context(settings: Settings) -> None:
+    from transformers import AutoTokenizer
+
+    from doctune.evalsuite import ApiQuestion
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("tiny-llama", settings))
+    question = ApiQuestion(id="q", symbol="lib.f", kind="signature", prompt="How is `lib.f` declared?", expect={})
+    item = Item("q", "api", question.prompt, question, "api_heldout_phrasing", "lib.f")
+    long_docs = "Returns the value of the argument. " * 400  # a class with many methods reads like this
+    prompt = docs_prompt(item, long_docs, tokenizer, context_tokens=512)
+    assert prompt.startswith("Documentation:") and prompt.endswith(item.prompt) and "[...]" in prompt
+    # The chat template's markers (~16 tokens here) still fit beside the prompt and the longest answer.
+    assert len(tokenizer(prompt)["input_ids"]) + ANSWER_SHAPE["signature"][0] + 16 <= 512
+    short = docs_prompt(item, "Returns the value.", tokenizer, context_tokens=512)
+    assert short == f"Documentation:\n\nReturns the value.\n\n{item.prompt}"
+    assert docs_prompt(item, long_docs, tokenizer, context_tokens=64) == item.prompt  # no room: the bare question
+    assert docs_prompt(item, None, tokenizer, context_tokens=512) == item.prompt
 
 
 def test_first_candidate_must_beat_base() -> None:
@@ -158,6 +178,8 @@ def test_trained_adapter_passes_the_gate_with_a_full_report(server_settings: Set
     assert report["items"]["exec"] >= 5 and report["items"]["api"] >= 5 and report["items"]["general"] >= 10
     markdown = (Path(result.report_path) / "report.md").read_text()
     assert "| heldout_loss |" in markdown and "## Gate" in markdown and "phrasing family" in markdown
+    assert "landlock-fs" in report["sandbox_layers"] and {"net-ns", "landlock-net"} & set(report["sandbox_layers"])
+    assert f"sandbox with: {', '.join(report['sandbox_layers'])}" in markdown
     answers = [json.loads(line) for line in (Path(result.report_path) / "answers.jsonl").read_text().splitlines()]
     assert len(answers) == sum(report["items"][kind] for kind in ("api", "exec", "general"))
     assert all({"base", "candidate"} <= set(row) and row["candidate"]["score"] is not None for row in answers)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +42,9 @@ def raw(result):
 
 def raw_open(path):
     return raw(libc.open(path.encode(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+
+def raw_read(path):
+    return raw(libc.open(path.encode(), os.O_RDONLY))
 
 def raw_connect(port):
     fd = libc.socket(socket.AF_INET, socket.SOCK_STREAM, 0)
@@ -216,6 +222,124 @@ def test_a_raw_write_outside_the_folder_is_refused_by_the_kernel(folder):
         assert not target.exists()
     finally:
         target.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def other_library() -> Iterator[Path]:
+    """Another library's checkout on the worker, readable by everyone, as checkouts and datasets usually are."""
+    folder = Path(tempfile.mkdtemp(prefix="doctune-other-library-", dir="/tmp"))
+    folder.chmod(0o755)
+    secret = folder / "settings.py"
+    secret.write_text("TOKEN = 'the other team'\n")
+    secret.chmod(0o644)
+    yield secret
+    shutil.rmtree(folder)
+
+
+def test_another_librarys_files_cannot_be_read(other_library):
+    check = (
+        f"assert raw_read({str(other_library)!r}) == -errno.EACCES\n"
+        f"assert raw_read({str(REPO / 'README.md')!r}) == -errno.EACCES\n"
+        f"try:\n    open({str(other_library)!r}).read()\nexcept PermissionError:\n    pass\n"
+        "else:\n    raise AssertionError('read another library')\n"
+    )
+    result = run_python(LIBC, check=check)
+    assert result.passed, result.detail
+
+
+def test_the_workers_environment_cannot_be_read(monkeypatch):
+    monkeypatch.setenv("DOCTUNE_TEST_SECRET", "hunter2")
+    parent = os.getpid()
+    check = f"assert raw_read('/proc/{parent}/environ') < 0\nassert raw_read('/proc/1/environ') < 0\n"
+    result = run_python(LIBC, check=check)
+    assert result.passed, result.detail
+    assert "hunter2" not in result.detail
+
+
+# Installs a seccomp filter that fails system calls FIRST..LAST with ERRNO, as an old kernel or a container's
+# seccomp profile does, for this process and every child (the sandbox's probe included).
+DENY = """
+import ctypes, struct
+
+def deny(first, last, errno):
+    # load the syscall number; first <= nr <= last: fail with errno; anything else: allow
+    program = [(0x20, 0, 0, 0), (0x35, 0, 2, first), (0x25, 1, 0, last), (0x06, 0, 0, 0x00050000 | errno),
+               (0x06, 0, 0, 0x7FFF0000)]
+    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in program))
+    fprog = struct.pack("HxxxxxxQ", len(program), ctypes.addressof(code))
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(38, 1, 0, 0, 0) == 0  # no_new_privs
+    assert libc.prctl(22, 2, ctypes.c_char_p(fprog), 0, 0) == 0, ctypes.get_errno()  # SECCOMP_MODE_FILTER
+"""
+LANDLOCK_CALLS, UNSHARE, ENOSYS, EPERM = (444, 446), (272, 272), 38, 1
+
+WITHOUT_LANDLOCK = f"""{DENY}
+deny(*{LANDLOCK_CALLS}, {ENOSYS})
+from doctune.errors import DoctuneError
+from doctune.sandbox import run_python
+try:
+    run_python("print('ran')")
+except DoctuneError as exc:
+    print(exc)
+else:
+    print("RAN BELOW THE MINIMUM")
+"""
+
+
+def test_running_below_the_minimum_is_refused():
+    shown = subprocess.run([sys.executable, "-c", WITHOUT_LANDLOCK], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "cannot confine generated code" in shown.stdout
+    assert "read and write confinement" in shown.stdout and "landlock-fs" in shown.stdout
+    assert "Landlock enabled" in shown.stdout  # the fix
+
+
+# The compose workers run as AIRFLOW_UID (50000) with group 0, never root, under Docker's default seccomp
+# profile, which refuses unshare without CAP_SYS_ADMIN: the sandbox must meet its minimum there too, from
+# Landlock alone. It needs only the standard library, so the system interpreter runs a copy of it.
+AS_WORKER = f"""{DENY}
+deny(*{UNSHARE}, {EPERM})
+from doctune.sandbox import require_minimum, run_python
+layers = require_minimum()
+result = run_python(LIBC, check=f"assert raw_read({{readme!r}}) == -errno.EACCES")
+print(layers, result.detail)
+print("PASSED" if result.passed else "FAILED")
+"""
+
+
+@ROOT_ONLY
+def test_a_non_root_worker_in_a_container_meets_the_minimum():
+    if not Path("/usr/bin/python3").exists():
+        skip_unless_ci("/usr/bin/python3 is not installed")
+    package = Path(tempfile.mkdtemp(prefix="doctune-as-worker-", dir="/tmp"))
+    try:
+        package.chmod(0o755)
+        shutil.copytree(REPO / "include" / "doctune", package / "doctune", ignore=shutil.ignore_patterns("__pycache__"))
+        for entry in [package, *package.rglob("*")]:
+            entry.chmod(0o755 if entry.is_dir() else 0o644)
+        script = f"LIBC = {LIBC!r}\nreadme = {str(REPO / 'README.md')!r}\n" + AS_WORKER
+        shown = subprocess.run(
+            ["setpriv", "--reuid=50000", "--regid=0", "--clear-groups", "/usr/bin/python3", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PYTHONPATH": str(package), "PATH": "/usr/bin:/bin"},
+        )
+    finally:
+        shutil.rmtree(package)
+    assert shown.returncode == 0, shown.stderr
+    layers = shown.stdout.splitlines()[0]
+    assert "'uid'" not in layers and "'net-ns'" not in layers  # what a non-root container cannot have
+    assert "'landlock-fs'" in layers and "'landlock-net'" in layers
+    assert shown.stdout.rstrip().endswith("PASSED"), shown.stdout
+
+
+def test_the_cli_names_the_layers():
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "doctune"), "eval", "sandbox"], capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "landlock-fs" in shown.stdout and "minimum is met" in shown.stdout
 
 
 def test_the_code_may_write_in_its_folder_and_nothing_survives():

@@ -279,6 +279,15 @@ def eval_compare(
     out.print(table)
 
 
+@eval_app.command("sandbox")
+def eval_sandbox() -> None:
+    """The isolation layers this machine grants generated code, and whether they meet the sandbox's minimum."""
+    from doctune.sandbox import require_minimum
+
+    layers = require_minimum()  # a machine below the minimum: the error names each missing layer and its fix
+    out.print(f"sandbox layers: {', '.join(layers)} (the minimum is met)")
+
+
 def _print_report(report: dict[str, Any]) -> None:
     from doctune.evaluate import HEADLINE
 

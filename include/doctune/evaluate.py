@@ -26,6 +26,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 
 from doctune.config import GateParams, LibraryConfig, Settings
 from doctune.errors import DoctuneError
+from doctune.sandbox import require_minimum
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +192,24 @@ def suite_items(dataset_path: str | Path) -> list[Item]:
     return order
 
 
-def docs_prompt(item: Item, docs: dict[str, str]) -> str:
-    """The item's prompt with the symbol's own reference entry before it: what a perfect retriever would add."""
-    doc = docs.get(item.symbol)
-    return f"Documentation:\n\n{doc}\n\n{item.prompt}" if doc else item.prompt
+# Tokens kept free beside the prompt and the answer: the chat template's markers, and a decode that re-encodes
+# a few tokens longer than it was cut.
+TEMPLATE_MARGIN = 48
+
+
+def docs_prompt(item: Item, doc: str | None, tokenizer: Any, context_tokens: int) -> str:
+    """The item's prompt with the symbol's own reference entry before it: what a perfect retriever would add,
+    cut to what fits the server's context beside the question and the longest answer (a long class's docs
+    would otherwise make the request fail)."""
+    if not doc:
+        return item.prompt
+    room = context_tokens - item.shape[0] - len(tokenizer(item.prompt)["input_ids"]) - TEMPLATE_MARGIN
+    ids = tokenizer(doc, add_special_tokens=False)["input_ids"]
+    if room < 32:  # no useful part of the docs fits
+        return item.prompt
+    if len(ids) > room:
+        doc = tokenizer.decode(ids[:room], skip_special_tokens=True) + "\n[...]"
+    return f"Documentation:\n\n{doc}\n\n{item.prompt}"
 
 
 def ask_all(
@@ -201,12 +217,12 @@ def ask_all(
     models: dict[str, str],
     items: list[Item],
     *,
-    docs: dict[str, str] | None = None,
+    docs_prompts: Callable[[Item], str] | None = None,
     budget_s: float | None = None,
 ) -> tuple[list[Item], dict[str, list[str]]]:
     """Answers per role, greedy, every model's prompts of a round sent at once. With ``budget_s``, rounds stop once
     the next would not fit: the items answered (a stratified prefix) come back with the answers. The role
-    ``docs_in_prompt`` asks the base model with the documentation in the prompt."""
+    ``docs_in_prompt`` asks the base model with ``docs_prompts(item)``, the documentation in the prompt."""
     answered: list[Item] = []
     out: dict[str, list[str]] = {role: [] for role in models}
     started = time.perf_counter()
@@ -219,7 +235,12 @@ def ask_all(
                     log.info("evaluation time budget of %.0f s reached after %d items", budget_s, len(answered))
                     break
             jobs = [
-                (role, name, docs_prompt(item, docs or {}) if role == "docs_in_prompt" else item.prompt, item.shape)
+                (
+                    role,
+                    name,
+                    docs_prompts(item) if docs_prompts and role == "docs_in_prompt" else item.prompt,
+                    item.shape,
+                )
                 for role, name in models.items()
                 for item in chunk
             ]
@@ -235,6 +256,16 @@ def ask_all(
                 time.perf_counter() - started,
             )
     return answered, out
+
+
+def _docs_prompts(client: Any, base_name: str, docs: dict[str, str], base_path: str | Path) -> Callable[[Item], str]:
+    """Docs-in-prompt prompts cut to the context the server gives the base model (vLLM lists it per model)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base_path))
+    listed = {model["id"]: model for model in client.models()}
+    context = int(listed.get(base_name, {}).get("max_model_len") or tokenizer.model_max_length)
+    return lambda item: docs_prompt(item, docs.get(item.symbol), tokenizer, context)
 
 
 def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -464,6 +495,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"{timing['generation_s']:.1f} s ({timing['requests_per_s']:.1f} requests/s); scoring "
         f"{timing['scoring_s']:.1f} s.",
     ]
+    lines += ["", f"Generated code ran in the sandbox with: {', '.join(report['sandbox_layers'])}."]
     if report.get("showcase"):
         shown = report["showcase"]
         lines += ["", "## Showcase", "", f"- `{shown['item']}`: {shown['prompt']}"]
@@ -541,11 +573,12 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
             "evidence; add documented public API or docs"
         )
 
+    # Before anything slow: a machine that cannot confine generated code fails here, naming the fix.
+    sandbox_layers = require_minimum()
     adapters = {"candidate": candidate.path} | ({"production": production.path} if production else {})
     started = time.perf_counter()
-    losses = heldout_losses(
-        resolve_base_model(library.base_model, settings), adapters, rows, library.train.max_seq_length
-    )
+    base_path = resolve_base_model(library.base_model, settings)
+    losses = heldout_losses(base_path, adapters, rows, library.train.max_seq_length)
     log.info("held-out loss: %s", ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
     timing = {"heldout_loss_s": time.perf_counter() - started}
 
@@ -562,7 +595,8 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
     budget = None if full else library.gate.eval_seconds
     log.info("asking %d models up to %d prompts each (%d at once)", len(names), len(available), CONCURRENCY)
     started = time.perf_counter()
-    items, answers = ask_all(client, names, available, docs=evalset.get("docs", {}), budget_s=budget)
+    fitted = _docs_prompts(client, base_name, evalset.get("docs", {}), base_path) if full else None
+    items, answers = ask_all(client, names, available, docs_prompts=fitted, budget_s=budget)
     timing["generation_s"] = time.perf_counter() - started
     timing["requests"] = len(names) * len(items)
     timing["requests_per_s"] = timing["requests"] / timing["generation_s"]
@@ -621,6 +655,7 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
         "showcase": showcase(items, answers, compared),
         "samples": samples,
         "timing": timing,
+        "sandbox_layers": sandbox_layers,
         "full": full,
     }
     _write_report(folder, report, answer_rows(items, answers, scores))

@@ -169,6 +169,20 @@ class Lease(Base):
     expires_at: Mapped[float] = mapped_column(Float)
 
 
+class ConsoleAction(Base):
+    """What a console user did (or tried: a viewer's refused attempt is recorded too), under their name."""
+
+    __tablename__ = "console_actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))  # train, stop, resume, promote, override, rollback, load, unload
+    library: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # done, failed, refused
+    detail: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the gateway read while a task writes; the timeout waits out a writer instead of failing.
     cursor = dbapi_connection.cursor()
@@ -610,6 +624,21 @@ class Registry:
     def aliases(self) -> dict[str, str]:
         with self.transaction() as s:
             return {a.library: a.served_name for a in s.scalars(select(Alias))}
+
+    def record_action(
+        self, *, user: str, role: str, action: str, library: str | None, outcome: str, detail: str
+    ) -> ConsoleAction:
+        with self.transaction() as s:
+            row = ConsoleAction(user=user, role=role, action=action, library=library, outcome=outcome, detail=detail)
+            s.add(row)
+            s.flush()
+            return row
+
+    def actions(self, library: str | None = None, limit: int = 50) -> list[ConsoleAction]:
+        """The latest console actions, newest first (of one library, or all)."""
+        query = select(ConsoleAction).order_by(ConsoleAction.id.desc()).limit(limit)
+        with self.transaction() as s:
+            return list(s.scalars(query.where(ConsoleAction.library == library) if library else query))
 
     def deployments(self, library: str) -> list[Deployment]:
         with self.transaction() as s:

@@ -16,11 +16,17 @@ every run, and `isolation()` names them for the evaluation report:
   by an empty tmpfs holding read-only bind mounts of just the needed paths, so nothing else in it is visible.
 - ``net-ns``: a network namespace with only a loopback that is down; without CAP_SYS_ADMIN, a user namespace
   (created after the uid drop) provides it where the kernel allows unprivileged ones.
-- ``landlock-fs`` / ``landlock-net`` / ``landlock-scope``: Landlock rules the child cannot lift: writes only
-  inside its folder (and /dev/null), no TCP connect or bind, no signals or abstract Unix sockets outside.
+- ``landlock-fs`` / ``landlock-net`` / ``landlock-scope``: Landlock rules the child cannot lift: reads only of
+  its folder, the interpreter, the library and the system's own software (never ``/proc``, so not the worker's
+  environment; never another library's checkout or a dataset), writes only inside its folder (and /dev/null),
+  no TCP connect or bind, no signals or abstract Unix sockets outside.
 - ``audit-hook``: a Python audit hook in the runner, the last resort where the kernel offers nothing: it refuses
   sockets and opening for writing outside the folder. It does not refuse fork, so what stops a fork bomb is
   the kernel's process limit, not Python politeness.
+
+Some layers are a floor, not a bonus: ``MINIMUM`` names them (network isolation; read and write confinement),
+and a machine that cannot provide them refuses to run generated code at all, naming the missing layer and the
+fix, rather than run it with less.
 
 The verdict comes from the runner over a private pipe, so generated code that calls ``sys.exit(0)`` or
 ``os._exit(0)`` before the check runs is an error, not a pass. Code written to forge the verdict deliberately
@@ -83,15 +89,45 @@ SYS_LANDLOCK_ADD_RULE = 445
 SYS_LANDLOCK_RESTRICT_SELF = 446
 LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_RULE_PATH_BENEATH = 1
+FS_EXECUTE = 1 << 0
 FS_WRITE_FILE = 1 << 1
+FS_READ = (1 << 2) | (1 << 3)  # read a file, list a folder
 FS_TRUNCATE = 1 << 14  # ABI 3
 # Every right that changes the file system: remove dir/file, make char/dir/reg/sock/fifo/block/sym.
 FS_CHANGE_TREE = sum(1 << bit for bit in range(4, 13))
 FS_REFER = 1 << 13  # ABI 2
+FILE_ACCESS = FS_EXECUTE | FS_WRITE_FILE | (1 << 2) | FS_TRUNCATE
 NET_BIND_TCP = 1  # ABI 4
 NET_CONNECT_TCP = 2
 SCOPE_ABSTRACT_UNIX_SOCKET = 1  # ABI 6
 SCOPE_SIGNAL = 2
+
+# What the interpreter needs beyond its own installation: the loader and shared libraries, programs it may start
+# (``/bin/sh``), the files libc's user and time lookups read, and the harmless devices. System software only: no
+# home folder, no ``/proc``, no ``/opt`` or ``/srv`` where checkouts and datasets live.
+SYSTEM_READABLE = (
+    "/usr", "/lib", "/lib64", "/bin", "/sbin",
+    "/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
+    "/dev/zero", "/dev/random", "/dev/urandom",
+)  # fmt: skip
+
+# The least every run needs, whatever else the machine grants: each need, the layers that meet it, the fix.
+MINIMUM = (
+    (
+        "network isolation",
+        ("net-ns", "landlock-net"),
+        "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 and "
+        "user.max_user_namespaces > 0; in a container, root with CAP_SYS_ADMIN) or run on Linux >= 6.7, whose "
+        "Landlock (ABI 4) refuses TCP",
+    ),
+    (
+        "read and write confinement to the sandbox folder, the library and the interpreter",
+        ("landlock-fs",),
+        "run on Linux >= 5.13 with Landlock enabled (`landlock` in the kernel's lsm= list, see "
+        "/sys/kernel/security/lsm); in a container, Docker >= 23 or a seccomp profile that allows the "
+        "landlock_* system calls",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -126,7 +162,7 @@ def run_python(
     if interpreter is None:
         raise DoctuneError(f"sandbox: Python interpreter {python!r} not found or not executable")
     paths = [_existing_dir(path) for path in extra_paths]
-    layers = isolation()
+    layers = require_minimum()
     root = Path(tempfile.mkdtemp(prefix="doctune-sandbox-"))
     try:
         work = root / "work"
@@ -159,6 +195,24 @@ def run_python(
 def isolation() -> list[str]:
     """The isolation layers this machine grants, in the order they are applied; every run applies all of them."""
     return list(_probed_layers())
+
+
+def require_minimum() -> list[str]:
+    """The layers every run applies; refuses (DoctuneError naming each missing layer and its fix) when they fall
+    short of ``MINIMUM``."""
+    layers = isolation()
+    missing = [
+        f"no {need} (layer {' or '.join(meeting)}): {fix}"
+        for need, meeting, fix in MINIMUM
+        if not set(meeting) & set(layers)
+    ]
+    if missing:
+        raise DoctuneError(
+            "sandbox: this machine cannot confine generated code enough to run it: "
+            + "; ".join(missing)
+            + f". Layers it grants: {', '.join(layers)}"
+        )
+    return layers
 
 
 @functools.cache
@@ -468,7 +522,8 @@ def _confine(config: dict[str, Any], *, probing: bool) -> list[str]:
     net = abi >= 4 if probing else "landlock-net" in required
     scope = abi >= 6 if probing else "landlock-scope" in required
     writable = [] if probing else [config["work"]]
-    attempt("landlock-fs", lambda: _landlock(abi, writable=writable, net=net, scope=scope))
+    readable = [] if probing else config.get("readonly", [])
+    attempt("landlock-fs", lambda: _landlock(abi, writable=writable, readable=readable, net=net, scope=scope))
     if "landlock-fs" in applied:
         applied += ["landlock-net"] * net + ["landlock-scope"] * scope
     return [*applied, "audit-hook"]
@@ -545,13 +600,15 @@ def _landlock_abi() -> int:
     return max(ret, 0)
 
 
-def _landlock(abi: int, *, writable: list[str], net: bool, scope: bool) -> None:
-    """Confine this process and its descendants for good: file system changes only beneath ``writable`` (and
-    writes to /dev/null); with ``net`` (ABI >= 4) no TCP connect or bind; with ``scope`` (ABI >= 6) no signals
-    to, or abstract Unix sockets of, processes outside the sandbox."""
+def _landlock(abi: int, *, writable: list[str], readable: list[str], net: bool, scope: bool) -> None:
+    """Confine this process and its descendants for good: reads only beneath ``writable``, ``readable`` and
+    ``SYSTEM_READABLE``; file system changes only beneath ``writable`` (and writes to /dev/null); with ``net``
+    (ABI >= 4) no TCP connect or bind; with ``scope`` (ABI >= 6) no signals to, or abstract Unix sockets of,
+    processes outside the sandbox."""
     change = FS_WRITE_FILE | FS_CHANGE_TREE | (FS_REFER if abi >= 2 else 0) | (FS_TRUNCATE if abi >= 3 else 0)
+    read = FS_READ | FS_EXECUTE
     attr = _RulesetAttr(
-        handled_access_fs=change,
+        handled_access_fs=change | read,
         handled_access_net=NET_BIND_TCP | NET_CONNECT_TCP if net else 0,
         scoped=SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if scope else 0,
     )
@@ -560,12 +617,14 @@ def _landlock(abi: int, *, writable: list[str], net: bool, scope: bool) -> None:
         _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0), "landlock"
     )
     try:
-        rules = [(path, change) for path in writable] + [
-            ("/dev/null", FS_WRITE_FILE | (FS_TRUNCATE if abi >= 3 else 0))
-        ]
+        rules = [(path, change | read) for path in writable] + [(path, read) for path in readable]
+        rules += [(path, read) for path in SYSTEM_READABLE if os.path.exists(path)]
+        rules.append(("/dev/null", read | FS_WRITE_FILE | (FS_TRUNCATE if abi >= 3 else 0)))
         for path, access in rules:
             fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             try:
+                if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                    access &= FILE_ACCESS  # the kernel refuses folder rights on a file
                 rule = _PathBeneathAttr(allowed_access=access, parent_fd=fd)
                 _check(
                     _libc.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_PATH_BENEATH, ctypes.byref(rule), 0),

@@ -65,7 +65,8 @@ class ConsoleSettings(BaseSettings):
 
     keys: SecretStr = Field(
         default=SecretStr(""),
-        description="Comma-separated login keys. Empty: no login, and the console listens on 127.0.0.1 only.",
+        description="The users, comma-separated, each USER:ROLE:KEY with role viewer (reads, chats) or operator "
+        "(also trains, promotes, rolls back). Empty: no login, and the console listens on 127.0.0.1 only.",
     )
     tensorboard_url: str = Field(default="http://127.0.0.1:6006", description="TensorBoard, for links from runs.")
     airflow_url: str = Field(default="", description="Airflow's web UI, for a link in the header (optional).")
@@ -87,8 +88,8 @@ class ConsoleSettings(BaseSettings):
     )
 
     @property
-    def key_list(self) -> list[str]:
-        return auth.parse_keys(self.keys.get_secret_value())
+    def logins(self) -> list[auth.Login]:
+        return auth.parse_logins(self.keys.get_secret_value())
 
 
 # -- training processes started from the console ---------------------------------------------------------
@@ -214,14 +215,15 @@ SECURITY_HEADERS = [
 
 
 class Guard:
-    """Login (when keys are configured) for every page but the login page, /health and static files; for every
+    """Login (when users are configured) for every page but the login page, /health and static files; for every
     POST, the browser's Origin must be this console (no cross-site form can promote or roll back); the Host must
-    be an allowed one (``hosts``; None: any); and every response carries SECURITY_HEADERS."""
+    be an allowed one (``hosts``; None: any); and every response carries SECURITY_HEADERS. The user a request
+    comes from is ``request.state.login`` (``auth.LOCAL`` without users)."""
 
     PUBLIC = ("/login", "/health")
 
-    def __init__(self, app: ASGIApp, keys: list[str], hosts: list[str] | None):
-        self.app, self.keys, self.hosts = app, keys, hosts
+    def __init__(self, app: ASGIApp, logins: list[auth.Login], hosts: list[str] | None):
+        self.app, self.logins, self.hosts = app, logins, hosts
 
     def _public(self, path: str) -> bool:
         return path in self.PUBLIC or path.startswith("/static/")
@@ -244,9 +246,9 @@ class Guard:
             response = PlainTextResponse(f"host {host!r} is not one this console answers to", status_code=400)
         elif request.method == "POST" and not _same_origin(request):
             response = PlainTextResponse("cross-site request refused", status_code=403)
-        elif (
-            self.keys and not self._public(path) and not auth.valid_session(self.keys, request.cookies.get(auth.COOKIE))
-        ):
+        login = auth.session_login(self.logins, request.cookies.get(auth.COOKIE)) if self.logins else auth.LOCAL
+        scope.setdefault("state", {})["login"] = login
+        if response is None and login is None and not self._public(path):
             if path.startswith("/api/"):
                 response = JSONResponse({"error": "not logged in"}, status_code=401)
             else:
@@ -276,7 +278,7 @@ def create_app(
 
     settings = settings or Settings()
     console = console or ConsoleSettings()
-    keys = console.key_list
+    logins = console.logins
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     launcher = Launcher(settings)
     airflow = Airflow(console, airflow_transport) if console.airflow_api_url else None
@@ -316,7 +318,8 @@ def create_app(
                 "config_problems": problems,
                 "ok": request.query_params.get("ok"),
                 "error": context.pop("error", None) or request.query_params.get("error"),
-                "login": bool(keys),
+                "login": bool(logins),
+                "user": request.state.login,
                 "console": console,
                 "nav": request.url.path.split("/")[1],
                 **context,
@@ -353,13 +356,54 @@ def create_app(
 
         return wrapper
 
+    def record(request: Request, action: str, outcome: str, detail: str, library: str | None = None) -> None:
+        """Keep what a user did, or tried, in the registry under their name (and in the log)."""
+        user: auth.Login = request.state.login
+        library = library or request.path_params.get("library")
+        log.info("console: %s (%s) %s %s: %s: %s", user.user, user.role, action, library or "", outcome, detail)
+        registry().record_action(
+            user=user.user, role=user.role, action=action, library=library, outcome=outcome, detail=detail
+        )
+
+    def answered(
+        request: Request, action: str, path: str, *, ok: str = "", error: str = "", library: str | None = None
+    ) -> Response:
+        """An operator's action ends here: recorded, then the page it came from with its message."""
+        record(request, action, "failed" if error else "done", error or ok, library)
+        return _back(path, **({"error": error} if error else {"ok": ok}))
+
+    def operator_only(
+        action: str, what: str, handler: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Only an operator may ``what``; a viewer's attempt is refused and recorded, and an action that fails
+        with a doctune error is recorded as failed before its page shows why."""
+
+        async def wrapper(request: Request) -> Response:
+            user: auth.Login = request.state.login
+            if not user.operator:
+                await run_in_threadpool(record, request, action, "refused", f"{user.user} is a viewer")
+                return page(
+                    request,
+                    "error.html",
+                    status=403,
+                    error=f"{user.user} is a viewer: only operators may {what}; an admin can make them one in "
+                    "DOCTUNE_CONSOLE_KEYS (USER:operator:KEY)",
+                )
+            try:
+                return await handler(request)
+            except DoctuneError as exc:
+                await run_in_threadpool(record, request, action, "failed", str(exc))
+                raise
+
+        return wrapper
+
     # -- login -------------------------------------------------------------------------------------------
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def login_form(request: Request) -> Response:
-        if not keys:
+        if not logins:
             return RedirectResponse("/chat", status_code=303)
         return page(request, "login.html", next=_safe_next(request.query_params.get("next")))
 
@@ -374,15 +418,15 @@ def create_app(
         if len(recent) >= auth.LOGIN_ATTEMPTS_PER_MINUTE:
             log.warning("console: login from %s refused: %d failed attempts in a minute", client, len(recent))
             return page(request, "login.html", status=429, next=target, error="too many attempts; wait a minute")
-        key = auth.check_key(keys, str(form.get("key") or ""))
-        if key is None:
+        found = auth.check_key(logins, str(form.get("key") or ""))
+        if found is None:
             recent.append(now)
             log.warning("console: failed login from %s", client)
             return page(request, "login.html", status=401, next=target, error="wrong key")
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             auth.COOKIE,
-            auth.make_session(key),
+            auth.make_session(found),
             max_age=auth.SESSION_SECONDS,
             httponly=True,
             samesite="strict",
@@ -391,7 +435,7 @@ def create_app(
         return response
 
     async def logout(_: Request) -> Response:
-        response = RedirectResponse("/login" if keys else "/chat", status_code=303)
+        response = RedirectResponse("/login" if logins else "/chat", status_code=303)
         response.delete_cookie(auth.COOKIE)
         return response
 
@@ -579,7 +623,7 @@ def create_app(
         version = form.get("dataset_version", "")
         dataset_version = int(version) if version.isdigit() else None
         started = await run_in_threadpool(start, library, params, dataset_version, "training started")
-        return _back(f"/training/{library.name}", ok=started)
+        return answered(request, "train", f"/training/{library.name}", ok=f"{started} with {params.model_dump()}")
 
     async def training_stop(request: Request) -> Response:
         from doctune.train import request_stop
@@ -588,8 +632,10 @@ def create_app(
         requested = await run_in_threadpool(request_stop, settings, library.name)
         back = str((await request.form()).get("back") or f"/training/{library.name}")
         if not requested:
-            return _back(_safe_next(back), error=f"no training of {library.name} is running")
-        return _back(
+            return answered(request, "stop", _safe_next(back), error=f"no training of {library.name} is running")
+        return answered(
+            request,
+            "stop",
             _safe_next(back),
             ok=f"stop requested for {len(requested)} training(s): it saves a checkpoint after the current step",
         )
@@ -608,7 +654,13 @@ def create_app(
         params = TrainParams.model_validate(run.params)
         library = get_library(settings, run.library)
         started = await run_in_threadpool(start, library, params, run.dataset_version, f"resuming run {run.id}")
-        return _back(f"/training/{run.library}", ok=f"{started}; it continues from the last checkpoint")
+        return answered(
+            request,
+            "resume",
+            f"/training/{run.library}",
+            ok=f"{started}; it continues from the last checkpoint",
+            library=run.library,
+        )
 
     async def run_page(request: Request) -> Response:
         run = _run(request)
@@ -652,23 +704,45 @@ def create_app(
             production=production,
             rollback_to=rollback_target(registry(), library.name),
             deployments=list(reversed(registry().deployments(library.name)))[:15],
+            actions=registry().actions(library.name, limit=15),
         )
 
     async def promote(request: Request) -> Response:
+        """The gate decides, as in the retrain DAG: a version it did not approve is promoted only with an explicit
+        override and a reason, recorded with the deployment under the operator's name."""
         from doctune.serve import deploy
 
         library = get_library(settings, request.path_params["library"])
-        version = str((await request.form()).get("version", ""))
+        form = await request.form()
+        version = str(form.get("version", ""))
+        back = f"/adapters/{library.name}"
         if not version.isdigit():
-            return _back(f"/adapters/{library.name}", error="choose a version to promote")
+            return _back(back, error="choose a version to promote")
+        evaluation = registry().latest_evaluation(library.name, int(version))
+        overridden_by = None
+        if evaluation is None or evaluation.decision != "promote":
+            why = "was never evaluated" if evaluation is None else "was rejected by the gate (its reasons are below)"
+            reason = " ".join(str(form.get("override_reason") or "").split())
+            if not (form.get("override") and reason):
+                return answered(
+                    request,
+                    "promote",
+                    back,
+                    error=f"v{version} {why}: to promote it anyway, tick 'override the gate' and give a reason "
+                    "(recorded under your name)",
+                )
+            overridden_by = f"{request.state.login.user} in the console, because: {reason}"
         try:
-            result = await run_in_threadpool(deploy, library, settings, int(version))
+            result = await run_in_threadpool(deploy, library, settings, int(version), skipped_gate_by=overridden_by)
         except DoctuneError as exc:
-            return _back(f"/adapters/{library.name}", error=str(exc))
-        return _back(
-            f"/adapters/{library.name}",
+            return answered(request, "promote", back, error=str(exc))
+        return answered(
+            request,
+            "override" if overridden_by else "promote",
+            back,
             ok=f"{library.name} now answers with {result.served_name} (previous: "
-            f"{f'v{result.previous}' if result.previous else 'base model'})",
+            f"{f'v{result.previous}' if result.previous else 'base model'})"
+            + (f"; the gate was overridden by {overridden_by}" if overridden_by else ""),
         )
 
     async def rollback(request: Request) -> Response:
@@ -679,8 +753,10 @@ def create_app(
         try:
             result = await run_in_threadpool(rollback_fn, library, settings, int(to) if to.isdigit() else None)
         except DoctuneError as exc:
-            return _back(f"/adapters/{library.name}", error=str(exc))
-        return _back(
+            return answered(request, "rollback", f"/adapters/{library.name}", error=str(exc))
+        return answered(
+            request,
+            "rollback",
             f"/adapters/{library.name}",
             ok=f"{library.name} rolled back to {result.served_name} (was v{result.previous})",
         )
@@ -728,6 +804,8 @@ def create_app(
         action = request.path_params["action"]
         name = str(form.get("name", ""))
         library_name, _, version = name.partition("@v")
+        if action not in ("load", "unload"):
+            return _back("/models", error=f"unknown action {action!r}: load or unload")
         if not version.isdigit():
             return _back("/models", error=f"{name!r} is not an adapter version (<library>@v<N>)")
         function = load_version if action == "load" else unload_version
@@ -735,8 +813,8 @@ def create_app(
             library = get_library(settings, library_name)
             done = await run_in_threadpool(function, library, settings, int(version))
         except DoctuneError as exc:
-            return _back("/models", error=str(exc))
-        return _back("/models", ok=f"{action}ed {done}")
+            return answered(request, action, "/models", error=str(exc), library=library_name)
+        return answered(request, action, "/models", ok=f"{action}ed {done}", library=library_name)
 
     routes = [
         Route("/health", health),
@@ -753,21 +831,31 @@ def create_app(
         Route("/datasets/{library}/diff", guarded(diff_page)),
         Route("/training", guarded(training_page)),
         Route("/training/{library}", guarded(training_page)),
-        Route("/training/{library}/start", guarded(training_start), methods=["POST"]),
-        Route("/training/{library}/stop", guarded(training_stop), methods=["POST"]),
+        Route("/training/{library}/start", guarded(operator_only("train", "train", training_start)), methods=["POST"]),
+        Route(
+            "/training/{library}/stop", guarded(operator_only("stop", "stop training", training_stop)), methods=["POST"]
+        ),
         Route("/runs/{run_id:int}", guarded(run_page)),
-        Route("/runs/{run_id:int}/resume", guarded(run_resume), methods=["POST"]),
+        Route(
+            "/runs/{run_id:int}/resume", guarded(operator_only("resume", "resume runs", run_resume)), methods=["POST"]
+        ),
         Route("/api/runs/{run_id:int}/scalars", run_scalars),
         Route("/adapters", guarded(adapters_page)),
         Route("/adapters/{library}", guarded(adapters_page)),
-        Route("/adapters/{library}/promote", guarded(promote), methods=["POST"]),
-        Route("/adapters/{library}/rollback", guarded(rollback), methods=["POST"]),
+        Route("/adapters/{library}/promote", guarded(operator_only("promote", "promote", promote)), methods=["POST"]),
+        Route(
+            "/adapters/{library}/rollback", guarded(operator_only("rollback", "roll back", rollback)), methods=["POST"]
+        ),
         Route("/models", guarded(models_page)),
-        Route("/models/{action:str}", guarded(model_action), methods=["POST"]),
+        Route(
+            "/models/{action:str}",
+            guarded(operator_only("load/unload", "load or unload adapters", model_action)),
+            methods=["POST"],
+        ),
     ]
     app = Starlette(routes=routes)
-    hosts = (auth.parse_keys(console.allowed_hosts) or None) if keys else list(LOOPBACK)
-    app.add_middleware(Guard, keys=keys, hosts=hosts)
+    hosts = (auth.parse_keys(console.allowed_hosts) or None) if logins else list(LOOPBACK)
+    app.add_middleware(Guard, logins=logins, hosts=hosts)
     app.state.launcher = launcher
     return app
 
@@ -777,7 +865,7 @@ def main(host: str = "127.0.0.1", port: int = 8200) -> None:
     import uvicorn
 
     console = ConsoleSettings()
-    check_serving_keys("DOCTUNE_CONSOLE_KEYS", console.key_list, host)
-    if not console.key_list:
+    check_serving_keys("DOCTUNE_CONSOLE_KEYS", [login.key for login in console.logins], host)
+    if not console.logins:
         log.warning("no DOCTUNE_CONSOLE_KEYS set: the console has no login and listens on %s only", host)
     uvicorn.run(create_app(console=console), host=host, port=port, log_level="info")

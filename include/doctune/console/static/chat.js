@@ -69,7 +69,6 @@ async function stream(side, model) {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      let fresh = false; // did this network read bring new text? (several such reads: the answer streamed)
       buffer += decoder.decode(value, { stream: true });
       let newline;
       while ((newline = buffer.indexOf("\n")) >= 0) {
@@ -83,14 +82,12 @@ async function stream(side, model) {
           text += event.delta;
           body.textContent = text;
           answer.dataset.chunks = String(Number(answer.dataset.chunks) + 1);
-          fresh = true;
         }
         if (event.done) {
           body.innerHTML = event.html; // rendered and escaped by the console, code highlighted
           answer.dataset.finish = event.finish_reason || "";
         }
       }
-      if (fresh) answer.dataset.reads = String(Number(answer.dataset.reads || 0) + 1);
     }
     histories[side].push({ role: "assistant", content: text });
   } catch (error) {
