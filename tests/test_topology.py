@@ -16,6 +16,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -59,6 +60,14 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: flo
             return result
         time.sleep(every)  # polling a condition with a deadline: the processes give no other signal
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _event(line: str) -> str:
+    """A task log line (JSON) as its time and event, cut short."""
+    with contextlib.suppress(ValueError, TypeError):
+        record = json.loads(line)
+        return f"{record.get('timestamp', '')[11:19]} {record.get('event', '')}"[:300]
+    return line[:300]
 
 
 def _session_pids(sid: int) -> list[int]:
@@ -117,16 +126,29 @@ class Stack:
     databases: tuple[str, ...]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     token: str = ""
+    restarts: list[str] = field(default_factory=list)
+    stopping: bool = False
 
     def start(self, service: str, extra_env: dict[str, str] | None = None) -> None:
         log = open(self.root / f"{service}.log", "ab")  # noqa: SIM115 - the process writes to it until stopped
-        self.processes[service] = subprocess.Popen(
+        process = subprocess.Popen(
             [str(REPO / ".venv" / "bin" / "airflow"), *AIRFLOW_COMPONENTS[service]],
             env=self.env | (extra_env or {}),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own session: stopping it takes every process it started
         )
+        self.processes[service] = process
+        threading.Thread(target=self._restart_always, args=(service, process, extra_env), daemon=True).start()
+
+    def _restart_always(self, service: str, process: subprocess.Popen[bytes], extra_env: dict[str, str] | None) -> None:
+        """compose's `restart: always`: Airflow's scheduler exits on a database error by design (its supervisor
+        restarts it), and a PostgreSQL restart is such an error. A service the test kills is not restarted."""
+        code = process.wait()
+        if self.stopping or self.processes.get(service) is not process:
+            return
+        self.restarts.append(f"{service} exited with {code} at {time.strftime('%H:%M:%S')}; restarted")
+        self.start(service, extra_env)
 
     def start_worker(self, service: str) -> None:
         name, log_port = WORKERS[service]
@@ -158,7 +180,25 @@ class Stack:
             state = self.run_state(run_id)
             return state if state in ("success", "failed") else ""
 
-        return str(wait_for(finished, timeout, f"run {run_id} to finish", every=2))
+        try:
+            return str(wait_for(finished, timeout, f"run {run_id} to finish", every=2))
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}\n{self.diagnosis(run_id)}") from None
+
+    def diagnosis(self, run_id: str) -> str:
+        """What a CI log needs to tell a hang from a crash: each task's state, every service that exited, and the
+        last events of the tasks still running (the folder with the logs is gone once CI ends)."""
+        lines = []
+        for task_id, ti in self.task_instances(run_id).items():
+            lines.append(f"task {task_id}: {ti['state']} (try {ti['try_number']}, on {ti['hostname'] or '-'})")
+            if ti["state"] in ("running", "up_for_retry", "queued", "failed"):
+                events = self.task_log(run_id, task_id, ti["try_number"]).splitlines()[-15:]
+                lines += [f"  | {_event(line)}" for line in events]
+        for service, process in self.processes.items():
+            if process.poll() is not None:
+                tail = (self.root / f"{service}.log").read_text(errors="replace").splitlines()[-15:]
+                lines += [f"service {service} exited with {process.returncode}:", *(f"  | {t}" for t in tail)]
+        return "\n".join([*lines, *self.restarts])
 
     def task_instances(self, run_id: str) -> dict[str, dict[str, Any]]:
         reply = self.api("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances").json()
@@ -169,6 +209,7 @@ class Stack:
         return "\n".join(p.read_text(errors="replace") for p in sorted(folder.glob(f"attempt={attempt}*.log")))
 
     def stop(self) -> None:
+        self.stopping = True
         for service in list(self.processes):
             process = self.processes[service]
             _signal_session(process.pid, signal.SIGTERM)
@@ -268,7 +309,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             stop_server(settings, name)
         for database in running.databases:
             _drop(database)
-        print(f"\ntopology logs: {root}", file=sys.stderr)
+        print(f"\ntopology logs: {root}", *running.restarts, sep="\n", file=sys.stderr)
 
 
 def test_schedules_are_registered(stack: Stack) -> None:
@@ -359,7 +400,10 @@ def _train_until_a_checkpoint(stack: Stack, max_steps: int) -> tuple[str, Path]:
     registry = Registry.open(stack.settings)
     reply = stack.trigger({"max_steps": max_steps, "learning_rate": 0.001})
     assert reply.status_code == 200, reply.text
-    running = wait_for(lambda: registry.runs(LIB, "running"), 600, "the training to start", every=2)[0]
+    try:
+        running = wait_for(lambda: registry.runs(LIB, "running"), 600, "the training to start", every=2)[0]
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}\n{stack.diagnosis(reply.json()['dag_run_id'])}") from None
     checkpoints = Path(running.output_dir) / "checkpoints"
     # Complete: the trainer writes trainer_state.json last; a folder still being written is no checkpoint yet.
     wait_for(lambda: sorted(checkpoints.glob("checkpoint-*/trainer_state.json")), 600, "a first checkpoint")

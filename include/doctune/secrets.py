@@ -109,7 +109,8 @@ def _detect_secrets_configured() -> Callable[..., Any]:
     from detect_secrets.settings import cache_bust, configure_settings_from_baseline
 
     cache_bust()
-    names = [plugin.__name__ for plugin in get_mapping_from_secret_type_to_class().values()]
+    plugins: dict[str, type] = get_mapping_from_secret_type_to_class()
+    names = [plugin.__name__ for plugin in plugins.values()]
     configure_settings_from_baseline({"plugins_used": [{"name": name} for name in names]})
     return _process_line_based_plugins
 
