@@ -3,12 +3,14 @@ import os
 import re
 import subprocess
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from doctune import corpus
 from doctune.config import LibraryConfig, Settings
+from doctune.corpus.generate import PHRASINGS
 from doctune.demo import edit_demo_docs
 from doctune.errors import DoctuneError
 from doctune.registry import Registry
@@ -120,6 +122,14 @@ def test_pairs_are_chat_messages_with_provenance(settings: Settings, library: Li
     # A withheld-QA symbol trains only as documentation: its reference entry and docstring examples.
     withheld = corpus.generate_pairs(unit, "ledgerkite", surface.symbols, withheld=True)
     assert {p["meta"]["generator"] for p in withheld} <= {"reference", "example"} and len(withheld) >= 2
+    # A long docstring is split into parts: the first (declaration and summary, what the control asks about) in
+    # every phrasing, each later part once.
+    paragraphs = "\n\n".join(f"Paragraph {i}: " + "budget words " * 40 for i in range(8))
+    long = corpus.generate_pairs(replace(unit, text=paragraphs), "ledgerkite", surface.symbols, withheld=True)
+    references = [p["messages"][0]["content"] for p in long if p["meta"]["generator"] == "reference"]
+    parts = Counter(n for question in references for n in re.findall(r"\(part (\d+) of", question))
+    assert len(parts) > 2 and parts.pop("1") == len(PHRASINGS["reference"]) > 1
+    assert set(parts.values()) == {1}
 
 
 def test_changelog_deprecations_become_migration_questions(settings: Settings, library: LibraryConfig) -> None:

@@ -23,7 +23,7 @@ from doctune.corpus.extract import Unit
 from doctune.corpus.facts import Fact, Parameter, fact
 
 # Bump when generated pairs change for the same units: a rebuild then regenerates instead of copying the parent's.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 PHRASINGS = {
     "signature": [
@@ -95,7 +95,8 @@ PHRASINGS = {
 # Training time is counted in tokens (~170/s for SmolLM2-135M on 2 CPU cores), so the budget goes to short, dense
 # facts: every phrasing of the API kinds above, but one phrasing (chosen by hash) for the long or derived contexts:
 # doc sections, test snippets, code explanations, changelog entries, aliases; the long reference entry once for a
-# symbol that also has questions, in every phrasing for a withheld-QA symbol, which has nothing else.
+# symbol that also has questions, in every phrasing for a withheld-QA symbol (its first part: see
+# _documentation_pairs), which has nothing else.
 ONE_PHRASING = frozenset(
     {"doc", "doc_example", "write_code", "explain", "migration", "change", "alias", "module_reference"}
 )
@@ -273,13 +274,15 @@ def _fact_pairs(unit: Unit, item: Fact, lib: str, symbols: dict[str, dict[str, A
 def _documentation_pairs(unit: Unit, item: Fact, *, withheld: bool) -> list[dict[str, Any]]:
     """What any symbol gets, QA set or not: its reference entry and its docstring examples."""
     fmt = {"name": item.name}
-    questions = PHRASINGS["reference"] if withheld else pick(unit.key, "reference")
+    one = pick(unit.key, "reference")
     entries = reference_entries(item)
     pairs = []
-    for question in questions:
-        for n, entry in enumerate(entries, 1):
-            asked = question.format(**fmt) + (f" (part {n} of {len(entries)})" if len(entries) > 1 else "")
-            pairs.append(_pair(unit, "reference", asked, entry))
+    for n, entry in enumerate(entries, 1):
+        # A withheld-QA symbol's first part (declaration, summary) in every phrasing: it holds what the control asks.
+        # Later parts are long prose, once each: repeating them cost attrs 12 % of its training tokens.
+        questions = PHRASINGS["reference"] if withheld and n == 1 else one
+        part = f" (part {n} of {len(entries)})" if len(entries) > 1 else ""
+        pairs += [_pair(unit, "reference", q.format(**fmt) + part, entry) for q in questions]
     for example in item.examples:
         pairs += [_pair(unit, "example", q.format(**fmt), _code(example)) for q in PHRASINGS["example"]]
     return pairs
