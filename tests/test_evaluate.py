@@ -13,7 +13,7 @@ from conftest import tiny_library
 
 from doctune import corpus
 from doctune.config import GateParams, LibraryConfig, Settings, write_library
-from doctune.demo import prepare_demo_repo
+from doctune.demo import commit_api_change, prepare_demo_repo
 from doctune.evaluate import ANSWER_SHAPE, Item, docs_prompt, evaluate, evaluation_report, gate, wilson
 from doctune.models import resolve_base_model
 from doctune.registry import Registry
@@ -79,6 +79,28 @@ def test_score_metrics_use_points_and_floors_guard_forgetting_and_hallucination(
     assert gate(params, {"base": base, "candidate": invents})[1][2].startswith("FAILED: hallucinated-API rate")
 
 
+def test_an_api_change_must_be_known_and_not_answered_with_the_old_api() -> None:
+    base = {"heldout_loss": 2.0, "diff_probes": 0.0, "stale_rate": 0.0}
+    production = {"heldout_loss": 1.5, "diff_probes": 0.2, "stale_rate": 0.6}
+    knows = {"heldout_loss": 1.4, "diff_probes": 0.8, "stale_rate": 0.1}
+    decision, reasons = gate(LOSS, {"base": base, "production": production, "candidate": knows})
+    assert decision == "promote" and "ok: diff probes (what changed in the API since the parent version) 0.80" in (
+        " ".join(reasons)
+    )
+    # Trained on the parent version: it knows the library as it was, better by loss, but not the change.
+    parent = {"heldout_loss": 1.4, "diff_probes": 0.2, "stale_rate": 0.6}
+    decision, reasons = gate(LOSS, {"base": base, "production": production, "candidate": parent})
+    assert decision == "reject" and [r for r in reasons if r.startswith("FAILED")] == [
+        "FAILED: diff probes (what changed in the API since the parent version) 0.20 answered right (needs 0.50)"
+    ]
+    staler = knows | {"stale_rate": 0.7}
+    decision, reasons = gate(LOSS, {"base": base, "production": production, "candidate": staler})
+    assert decision == "reject" and reasons[-1].startswith("FAILED: stale-answer rate 0.70")
+    # A prose-only version has no probes: neither check is made.
+    plain = {role: {"heldout_loss": v["heldout_loss"]} for role, v in (("base", base), ("candidate", knows))}
+    assert not any("diff probes" in r or "stale" in r for r in gate(LOSS, plain)[1])
+
+
 def test_the_api_score_decides_only_when_it_is_reliable() -> None:
     params = GateParams()  # the default: API score on held-out phrasings
     base = {"api_heldout_phrasing": 0.05, "heldout_loss": 2.0}
@@ -132,8 +154,11 @@ def trained(server_settings: Settings, tmp_path_factory: pytest.TempPathFactory)
     return library
 
 
-def _register_variant(settings: Settings, library: LibraryConfig, name: str, transform: str) -> int:
-    """A copy of v1 with its LoRA weights zeroed (an untrained adapter) or blown up (a damaged one)."""
+def _register_variant(
+    settings: Settings, library: LibraryConfig, name: str, transform: str, dataset_version: int | None = None
+) -> int:
+    """A copy of v1 with its LoRA weights zeroed (an untrained adapter), blown up (a damaged one) or as they are
+    ("copy"), registered as trained on v1's dataset or on ``dataset_version``."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -148,12 +173,13 @@ def _register_variant(settings: Settings, library: LibraryConfig, name: str, tra
         elif transform == "damaged":
             weights[key] = tensor + torch.randn_like(tensor) * 5
     save_file(weights, str(staged / "adapter_model.safetensors"), metadata={"format": "pt"})
-    run = registry.start_run(library.name, source.dataset_version, library.base_model, {}, str(staged) + "-run")
+    dataset = dataset_version or source.dataset_version
+    run = registry.start_run(library.name, dataset, library.base_model, {}, str(staged) + "-run")
     registry.finish_run(run.id, status="succeeded", steps=0)
     adapter = registry.add_adapter(
         library=library.name,
         training_run_id=run.id,
-        dataset_version=source.dataset_version,
+        dataset_version=dataset,
         base_model=library.base_model,
         staged=staged,
         rank=source.rank,
@@ -208,6 +234,36 @@ def test_untrained_or_damaged_adapter_is_rejected_and_kept(
     assert failed and all(reason.split()[1] in {"heldout_loss", "api_heldout_phrasing"} for reason in failed)
     adapter = Registry.open(server_settings).adapter("evallib", version)
     assert adapter.status == "rejected" and Path(adapter.path).is_dir()  # kept for inspection, not served
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_an_adapter_of_the_parent_version_fails_the_api_changes_probes(
+    server_settings: Settings, tmp_path: Path
+) -> None:
+    repo = prepare_demo_repo(Settings(home=tmp_path))
+    library = tiny_library(server_settings, repo, name="freshlib", max_steps=10)
+    corpus.build(library, server_settings)
+    train(library, server_settings)
+    commit_api_change(repo)  # ledgerkite 0.4.0: a new function, a changed default
+    assert corpus.build(library, server_settings).version == 2
+    stale = _register_variant(server_settings, library, "parent", "copy", dataset_version=2)
+    result = evaluate(library, server_settings, stale)
+    assert result.decision == "reject"
+    assert any(r.startswith("FAILED: diff probes") for r in result.reasons), result.reasons
+    report = json.loads((Path(result.report_path) / "report.json").read_text())
+    freshness = report["freshness"]
+    assert freshness["parent"] == 1 and freshness["diff"]["added"] == ["ledgerkite.reports.average_outlay"]
+    probes = freshness["probes"]
+    assert probes and all({"base", "candidate"} <= set(row) for row in probes)
+    assert {row["change"] for row in probes} == {"added", "changed"}
+    # The probes come first in the suite: a sample within the gate's time budget asks every one of them.
+    dataset = Registry.open(server_settings).dataset(library.name, 2)
+    evalset = json.loads((Path(dataset.path) / "evalset.json").read_text())
+    assert {row["item"] for row in probes} == {p["id"] for p in evalset["diff_probes"]}
+    assert "diff_probes" in result.metrics["candidate"] and "new_api_recall" in result.metrics["candidate"]
+    markdown = (Path(result.report_path) / "report.md").read_text()
+    assert "## What changed since dataset v1" in markdown and "average_outlay" in markdown
 
 
 @pytest.mark.slow

@@ -351,6 +351,14 @@ class GateParams(BaseModel):
         description="Share of library references in answers that name APIs which do not exist may rise at most "
         "this many points above production's (the base model's before the first promotion).",
     )
+    min_diff_probes: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="When the version changed the public API (added, changed, renamed, deprecated or removed "
+        "symbols), the share of its diff probes the candidate must answer right; its stale-answer rate (the old API "
+        "offered) may also not rise above production's. A prose-only change has no probes and skips both checks.",
+    )
 
 
 class SourceConfig(BaseModel):

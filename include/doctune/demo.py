@@ -69,6 +69,63 @@ def edit_demo_docs(repo: Path, n: int) -> str:
     return run_git(repo, "rev-parse", "HEAD")
 
 
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    if old not in text:
+        raise DoctuneError(f"{path} does not contain {old!r}: the demo library was edited by hand; delete it to reset")
+    path.write_text(text.replace(old, new, 1))
+
+
+def commit_api_change(repo: Path) -> str:
+    """Commit ledgerkite 0.4.0, a real API change: a new public function ``average_outlay`` with its docstring, doc
+    section and test, ``leaderboard``'s default ``top`` raised from 3 to 5, and a changelog entry. Returns the
+    commit. The next corpus version's evaluation probes exactly this change (``corpus.apidiff``)."""
+    reports = repo / "ledgerkite" / "reports.py"
+    _edit(reports, '    "leaderboard",\n', '    "average_outlay",\n    "leaderboard",\n')
+    _edit(
+        reports,
+        "def leaderboard(outlays: Iterable[Outlay], top: int = 3)",
+        "def leaderboard(outlays: Iterable[Outlay], top: int = 5)",
+    )
+    reports.write_text(
+        reports.read_text()
+        + "\n\ndef average_outlay(outlays: Iterable[Outlay], envelope: str | None = None) -> float:\n"
+        '    """Mean amount of the outlays, in cents.\n\n'
+        "    Args:\n"
+        "        outlays: Outlays to average.\n"
+        "        envelope: Only count outlays against this envelope; all of them when None.\n\n"
+        "    Returns:\n"
+        "        The mean amount in cents, 0.0 when no outlay counts.\n"
+        '    """\n'
+        "    amounts = [o.amount for o in outlays if envelope is None or o.envelope == envelope]\n"
+        "    return sum(amounts) / len(amounts) if amounts else 0.0\n"
+    )
+    _edit(repo / "ledgerkite" / "__init__.py", "    Digest, burn_rate,", "    Digest, average_outlay, burn_rate,")
+    docs = repo / "docs" / "reports.md"
+    _edit(docs, "### `leaderboard(outlays, top=3)`", "### `leaderboard(outlays, top=5)`")
+    docs.write_text(
+        docs.read_text()
+        + "\n### `average_outlay(outlays, envelope=None)`\n\nThe mean amount of a set of outlays in cents, optionally "
+        "only those against one envelope.\n\n"
+        '```python\nassert lk.average_outlay(outlays, envelope="food") == 3500.0\n```\n'
+    )
+    tests = repo / "tests" / "test_reports.py"
+    tests.write_text(
+        tests.read_text() + "\n\ndef test_average_outlay_of_one_envelope():\n"
+        '    assert lk.average_outlay(OUTLAYS, envelope="food") == 3500.0\n'
+        "    assert lk.average_outlay([]) == 0.0\n"
+    )
+    _edit(
+        repo / "CHANGELOG.md",
+        "## [0.3.0]",
+        "## [0.4.0] - 2026-02-01\n\n### Added\n- `average_outlay(outlays, envelope=None)` in `ledgerkite.reports`.\n\n"
+        "### Changed\n- `leaderboard()` returns the top 5 envelopes by default (was 3).\n\n## [0.3.0]",
+    )
+    run_git(repo, "add", "-A")
+    run_git(repo, "commit", "-q", "-m", "ledgerkite 0.4.0: average_outlay(), leaderboard() top 5 by default")
+    return run_git(repo, "rev-parse", "HEAD")
+
+
 def airflow_env(settings: Settings) -> dict[str, str]:
     """Environment for the demo's Airflow: SQLite metadata under DOCTUNE_HOME, our dags/ folder."""
     home = settings.path("airflow")

@@ -35,7 +35,7 @@ import sys
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,8 @@ class ApiQuestion:
     prompt: str
     expect: dict[str, Any]
     split: str = "trained"  # "trained": its facts trained as questions; "withheld": only as documentation
+    change: str = ""  # a diff probe's change since the parent version (see corpus.apidiff): "added", "removed", ...
+    stale: dict[str, Any] | None = None  # the parent version's expectation: an answer meeting only it is outdated
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -865,11 +867,16 @@ EVAL_PHRASINGS = {
         "Write one line of Python that calls {subject} with its required arguments.",
         "Give a single statement invoking {subject}, passing what it requires.",
     ],
+    "replacement": [
+        "Code that calls {subject} needs updating. Name the {lib} function to call instead.",
+        "{subject} is being phased out: which {lib} name takes its place?",
+    ],
 }
 API_KINDS = ("signature", "params", "returns", "which", "usage")
 
 
-def _eval_phrasing(symbol: str, family: str) -> str:
+def eval_phrasing(symbol: str, family: str) -> str:
+    """The held-out phrasing of a question family for one symbol, chosen by hash."""
     choices = EVAL_PHRASINGS[family]
     return choices[int(hashlib.sha256(f"{symbol}|{family}|eval".encode()).hexdigest(), 16) % len(choices)]
 
@@ -945,7 +952,7 @@ def api_questions(
         if not enum:
             asked.append(("usage", "usage", {"name": item.short, "parameters": item.parameters}))
         for kind, phrasing, expect in asked:
-            prompt = _eval_phrasing(item.name, phrasing).format(**fmt)
+            prompt = eval_phrasing(item.name, phrasing).format(**fmt)
             questions.append(ApiQuestion(f"{kind}:{item.name}", item.name, kind, prompt, expect, split))
     return questions
 
@@ -1013,6 +1020,7 @@ def score_api(question: ApiQuestion, answer: str) -> float:
     - ``which``: 1.0 iff the symbol's short name appears as a whole identifier (``nibble``, ``lk.nibble(...)``).
     - ``usage``: 1.0 iff some call of the symbol (``lk.nibble(pot, 5)``, ``shelf.pluck("x")``) passes arguments
       that bind to its signature.
+    - ``gone`` (a removed symbol's diff probe): 1.0 unless the answer offers the removed name.
     """
     expect = question.expect
     if question.kind == "signature":
@@ -1026,4 +1034,17 @@ def score_api(question: ApiQuestion, answer: str) -> float:
         return float(bool(_word(expect["name"]).search(answer)))
     if question.kind == "usage":
         return float(_calls_binding(answer, expect["name"], expect["parameters"]))
+    if question.kind == "gone":
+        return float(not _word(expect["name"]).search(answer))
     raise ValueError(f"unknown API question kind {question.kind!r}")
+
+
+def is_stale(question: ApiQuestion, answer: str) -> bool:
+    """Whether ``answer`` offers the API as it was before the change ``question`` probes: it meets the parent
+    version's expectation and not the current one (an old parameter list, a removed or renamed name)."""
+    if question.stale is None:
+        return False
+    if question.kind == "gone":
+        return score_api(question, answer) < 1
+    outdated = replace(question, expect=question.stale)
+    return score_api(outdated, answer) >= 1 - 1e-9 and score_api(question, answer) < 1 - 1e-9

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from doctune import freshness
 from doctune.config import GateParams, LibraryConfig, Settings
 from doctune.errors import DoctuneError
 from doctune.sandbox import require_minimum
@@ -43,7 +44,7 @@ CONCURRENCY = 16
 SANDBOX_WORKERS = 2
 # Items asked per round; between rounds the time budget is checked (a stratified sample of the suite, in order).
 ROUND = 32
-LOWER_IS_BETTER = {"heldout_loss", "hallucination_rate", "answers_with_hallucination"}
+LOWER_IS_BETTER = {"heldout_loss", "hallucination_rate", "answers_with_hallucination", "stale_rate"}
 # Fewer library names than this in a model's answers make its hallucination rate too noisy to gate on: at 50
 # references a rate near 0.3 still has a standard error of about 0.065, more than the default bound of 0.05.
 MIN_REFERENCES = 50
@@ -60,6 +61,7 @@ EPSILON = 1e-9
 ANSWER_SHAPE: dict[str, tuple[int, list[str]]] = {
     "which": (32, ["\n\n"]),
     "returns": (32, ["\n\n"]),
+    "gone": (32, ["\n\n"]),  # a removed symbol's probe asks "which function ...", answered by a name
     "signature": (96, ["```\n"]),
     "params": (128, []),  # a list, or a declaration after a heading: bounded by length only
     "usage": (64, ["```\n"]),  # a code block: its blank line after the imports does not end it
@@ -160,13 +162,18 @@ class Item:
 
 
 def suite_items(dataset_path: str | Path) -> list[Item]:
-    """Every item of a version's suite, in a stratified order: taking the first N keeps each group's share."""
+    """Every item of a version's suite: the diff probes first (what changed is what this version is about, so a
+    sample never leaves them out), then the rest in a stratified order: taking the first N keeps each group's share."""
     from doctune.evalsuite import ApiQuestion, ExecTask, general_tasks
 
     path = Path(dataset_path) / "evalset.json"
     groups: dict[str, list[Item]] = {}
+    probes: list[Item] = []
     if path.is_file():
         evalset = json.loads(path.read_text())
+        for q in evalset.get("diff_probes", []):
+            question = ApiQuestion.from_dict(q)
+            probes.append(Item(question.id, "api", question.prompt, question, freshness.GROUP, question.symbol))
         for q in evalset["api_questions"]:
             question = ApiQuestion.from_dict(q)
             group = "api_withheld_qa" if question.split == "withheld" else "api_heldout_phrasing"
@@ -186,7 +193,7 @@ def suite_items(dataset_path: str | Path) -> list[Item]:
     # Round-robin over the groups, each in a stable hashed order: any prefix is a stratified sample.
     for members in groups.values():
         members.sort(key=lambda i: hashlib.sha256(i.id.encode()).hexdigest())
-    order: list[Item] = []
+    order: list[Item] = probes
     for rank in range(max(len(m) for m in groups.values())):
         order += [members[rank] for _, members in sorted(groups.items()) if rank < len(members)]
     return order
@@ -342,7 +349,8 @@ def gate(
     params: GateParams, metrics: dict[str, dict[str, float]], counts: dict[str, int] | None = None
 ) -> tuple[str, list[str]]:
     """Promote only if the primary metric beats base (and production, by the margin), held-out loss did not get
-    worse than base's, the general floor did not fall and hallucinations did not rise beyond their bounds. Every
+    worse than base's, the general floor did not fall and hallucinations did not rise beyond their bounds; when the
+    version changed the API, enough diff probes are answered right and stale answers did not rise. Every
     check adds a reason, passed or not. ``counts`` (items per metric) says whether a score is reliable enough to be
     the primary metric; when it is not, held-out loss decides and the first reason says why."""
     metric, candidate, base = params.primary_metric, metrics["candidate"], metrics["base"]
@@ -386,6 +394,18 @@ def gate(
             drop <= params.max_general_drop + EPSILON,
             f"general floor pass@1 {candidate['general_pass_at_1']:.2f} vs {against} "
             f"{reference['general_pass_at_1']:.2f} (may drop {params.max_general_drop:.2f})",
+        )
+    if freshness.GROUP in candidate:  # this version changed the API: the candidate must know the change
+        check(
+            candidate[freshness.GROUP] + EPSILON >= params.min_diff_probes,
+            f"diff probes (what changed in the API since the parent version) {candidate[freshness.GROUP]:.2f} "
+            f"answered right (needs {params.min_diff_probes:.2f})",
+        )
+    if "stale_rate" in candidate and "stale_rate" in reference:
+        check(
+            candidate["stale_rate"] <= reference["stale_rate"] + EPSILON,
+            f"stale-answer rate {candidate['stale_rate']:.2f} (the old API offered) not above {against} "
+            f"{reference['stale_rate']:.2f}",
         )
     references = min(candidate.get("library_references", 0.0), reference.get("library_references", 0.0))
     if "hallucination_rate" in candidate and references < MIN_REFERENCES:
@@ -496,6 +516,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"{timing['scoring_s']:.1f} s.",
     ]
     lines += ["", f"Generated code ran in the sandbox with: {', '.join(report['sandbox_layers'])}."]
+    lines += freshness.markdown(report.get("freshness", {}))
     if report.get("showcase"):
         shown = report["showcase"]
         lines += ["", "## Showcase", "", f"- `{shown['item']}`: {shown['prompt']}"]
@@ -550,6 +571,7 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
     The gate asks a stratified sample that fits ``library.gate.eval_seconds``; ``full`` asks every item and adds
     the docs-in-prompt row (the base model with each symbol's documentation in the prompt)."""
     from doctune.corpus import load_rows
+    from doctune.corpus.apidiff import ApiDiff
     from doctune.models import resolve_base_model
     from doctune.registry import Registry
     from doctune.serve import base_served_name, ensure_loaded, ensure_vllm
@@ -602,6 +624,8 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
     timing["requests_per_s"] = timing["requests"] / timing["generation_s"]
     started = time.perf_counter()
     symbols = json.loads((Path(dataset.path) / "symbols.json").read_text())
+    diff = evalset.get("api_diff")
+    touched = ApiDiff.from_dict(diff).touched() if diff else set()
     metrics: dict[str, dict[str, float]] = {}
     intervals: dict[str, dict[str, tuple[float, float, int]]] = {}
     scores: dict[str, list[float]] = {}
@@ -615,6 +639,9 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
             asked, replies, library.import_name, symbols, Path(dataset.path) / "library"
         )
         scores[role] = role_scores if len(asked) == len(items) else []
+        for name, (value, right, n) in freshness.figures(asked, replies, role_scores, touched).items():
+            scored[name] = value
+            intervals[role][name] = (*wilson(right, n), n)
         metrics[role] = scored | ({"heldout_loss": losses[role]} if role in losses else {})
         log.info("%s: %s", role, ", ".join(f"{k} {v:.3f}" for k, v in metrics[role].items()))
 
@@ -653,6 +680,11 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
         "items": counted | {"available": len(available), "sampled": len(items) < len(available)},
         "protocol": evalset.get("protocol", ""),
         "showcase": showcase(items, answers, compared),
+        "freshness": {
+            "parent": diff["parent"] if diff else None,
+            "diff": diff,
+            "probes": freshness.probe_rows(items, answers, scores),
+        },
         "samples": samples,
         "timing": timing,
         "sandbox_layers": sandbox_layers,

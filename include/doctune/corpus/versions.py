@@ -229,11 +229,13 @@ def build_evalset(
     library_path: Path,
     dest: Path,
     train_rows: list[dict[str, Any]],
+    parent: Path | None = None,
 ) -> dict[str, Any]:
     """The evaluation suite of a version: API questions about every symbol in held-out phrasings, execution tasks
     from held-out tests validated against the library at this commit (its reference passes, an empty answer
-    fails), each symbol's reference entry for the docs-in-prompt row, and a copy of the package source, so that
-    evaluation needs nothing but the version folder."""
+    fails), each symbol's reference entry for the docs-in-prompt row, the API diff against the ``parent`` version
+    folder with its probes, and a copy of the package source, so that evaluation needs nothing but the version
+    folder."""
     from doctune.corpus.facts import fact
     from doctune.evalsuite import api_questions, mine_exec_tasks, validate_exec_tasks
 
@@ -257,11 +259,15 @@ def build_evalset(
     for unit in api_units:
         if (item := fact(unit, surface.symbols)) is not None:
             docs[item.name] = generate.reference_entry(item)
+    questions = api_questions(api_units, package, surface.symbols, withheld)
+    diff, probes = _api_change(parent, surface.symbols, questions, package)
     return {
         "protocol": PROTOCOL.format(n=filters.NGRAM),
         "held_out_units": sorted(u.key for u in held_tests),
         "withheld_symbols": sorted(k.removeprefix("api:") for k in withheld),
-        "api_questions": [q.to_dict() for q in api_questions(api_units, package, surface.symbols, withheld)],
+        "api_questions": [q.to_dict() for q in questions],
+        "api_diff": diff,
+        "diff_probes": [p.to_dict() for p in probes],
         "exec_tasks": [
             {**t.to_dict(), "split": "withheld" if f"api:{t.symbol}" in withheld else "trained"} for t in clean
         ],
@@ -566,6 +572,36 @@ def build(
         return _build(library, settings, registry, say, commit=commit, force=force, credentials=credentials)
 
 
+def _api_change(
+    parent: Path | None, symbols: dict[str, dict[str, Any]], questions: list[Any], package: str
+) -> tuple[dict[str, Any] | None, list[Any]]:
+    """The API diff against the parent version (None for a first version) and the probes that check it."""
+    from doctune.corpus.apidiff import api_diff, diff_probes
+    from doctune.evalsuite import ApiQuestion
+
+    if parent is None or not (parent / "symbols.json").is_file() or not (parent / "manifest.json").is_file():
+        return None, []
+    parent_evalset = parent / "evalset.json"
+    asked = json.loads(parent_evalset.read_text()).get("api_questions", []) if parent_evalset.is_file() else []
+    diff = api_diff(json.loads((parent / "symbols.json").read_text()), symbols)
+    probes = diff_probes(diff, questions, [ApiQuestion.from_dict(q) for q in asked], package)
+    if diff.empty:
+        log.info("no public API change since the parent version (prose only): no diff probes")
+    else:
+        log.info(
+            "API change since the parent version: %d added, %d changed, %d renamed, %d deprecated, %d removed; "
+            "%d diff probes",
+            len(diff.added),
+            len(diff.changed),
+            len(diff.renamed),
+            len(diff.deprecated),
+            len(diff.removed),
+            len(probes),
+        )
+    parent_version = json.loads((parent / "manifest.json").read_text())["version"]
+    return diff.to_dict() | {"parent": parent_version}, probes
+
+
 def _build(
     library: LibraryConfig,
     settings: Settings,
@@ -695,15 +731,18 @@ def _build(
         _write_durably(staging / "rejected.jsonl", _jsonl(verdicts.rejected))
         _write_durably(staging / "symbols.json", json.dumps(surface.symbols, indent=1, sort_keys=True).encode())
         say(f"building the evaluation suite ({len(api_units)} symbols, {len(held_tests)} held-out tests)")
+        parent = Path(latest.path) if latest and Path(latest.path).is_dir() else None
         evalset = build_evalset(
-            held_tests, api_units, withheld, library, surface, tree, library_path, staging, verdicts.train
+            held_tests, api_units, withheld, library, surface, tree, library_path, staging, verdicts.train, parent
         )
         _write_durably(staging / "evalset.json", json.dumps(evalset, indent=1, sort_keys=True).encode())
         manifest["evalset"] = {
             "api_questions": len(evalset["api_questions"]),
             "exec_tasks": len(evalset["exec_tasks"]),
             "dropped_tasks": len(evalset["dropped_tasks"]),
+            "diff_probes": len(evalset["diff_probes"]),
         }
+        manifest["api_diff"] = evalset["api_diff"]
         _write_durably(staging / "report.json", json.dumps(report, indent=2, sort_keys=True).encode())
         _write_durably(staging / "report.md", report_markdown(report, version).encode())
         _write_durably(staging / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
