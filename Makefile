@@ -69,6 +69,7 @@ bench: setup
 	$(VENV)/bin/python benchmarks/hostile.py
 	$(VENV)/bin/python benchmarks/training.py
 	$(VENV)/bin/python benchmarks/quality.py
+	$(VENV)/bin/python benchmarks/freshness.py
 
 stop:
 	-$(VENV)/bin/doctune serve stop

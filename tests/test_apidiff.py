@@ -3,11 +3,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from doctune import corpus
 from doctune.config import LibraryConfig, Settings
 from doctune.corpus.apidiff import ApiDiff, api_diff, diff_probes
 from doctune.corpus.units import Unit
-from doctune.demo import commit_api_change, edit_demo_docs
+from doctune.demo import _freshness_rows, commit_api_change, commit_next_change, edit_demo_docs, run_git
 from doctune.evalsuite import ApiQuestion, api_questions, is_stale, score_api
 from doctune.evaluate import Item
 from doctune.freshness import GROUP, figures
@@ -158,3 +161,42 @@ def test_a_real_api_commit_becomes_probes_in_the_next_version(
     train = corpus.load_rows(third.path, "train")
     assert any("ledgerkite.reports.average_outlay" in r["messages"][1]["content"] for r in train)
     assert {p.prompt for p in probes}.isdisjoint(r["messages"][0]["content"] for r in train)
+
+
+def test_the_demo_commits_its_api_change_once_then_prose(demo_repo: Path) -> None:
+    assert "API change" in commit_next_change(demo_repo)
+    assert "def average_outlay" in (demo_repo / "ledgerkite" / "reports.py").read_text()
+    assert "doc change" in commit_next_change(demo_repo)
+    assert run_git(demo_repo, "diff", "--stat", "HEAD~1", "--", "ledgerkite") == ""  # the second touched docs only
+
+
+def test_the_demo_summary_shows_the_change_and_both_answers() -> None:
+    right = {"answer": "Use ledgerkite.reports.average_outlay(outlays).", "score": 1.0, "stale": False}
+    wrong = {"answer": "ledgerkite.reports.mean_spend", "score": 0.0, "stale": False}
+    probe = {"item": "diff:added:which:x", "change": "added", "kind": "which", "symbol": "x", "prompt": "Name it."}
+    report = {
+        "production_version": 1,
+        "metrics": {
+            "production": {"new_api_recall": 0.1, "stale_rate": 0.5},
+            "candidate": {"new_api_recall": 0.9, "stale_rate": 0.0},
+        },
+        "freshness": {
+            "parent": 1,
+            "diff": {"added": ["ledgerkite.reports.average_outlay"], "changed": [], "renamed": [["a.b", "a.c"]]}
+            | {"deprecated": [], "removed": []},
+            "showcase": probe | {"production": wrong, "candidate": right, "reference": "production"},
+        },
+    }
+    table = Table()
+    _freshness_rows(table, report)
+    console = Console(width=300, record=True)
+    console.print(table)
+    text = console.export_text()
+    assert "1 added (average_outlay); 1 renamed (b -> c)" in text
+    assert "new-API recall 0.10 -> 0.90; stale answers 0.50 -> 0.00" in text
+    assert "v1 (before)" in text and "mean_spend" in text and "Use ledgerkite.reports.average_outlay" in text
+    prose = report | {"freshness": {"parent": 1, "diff": {k: [] for k in report["freshness"]["diff"]}}}
+    table = Table()
+    _freshness_rows(table, prose)
+    console.print(table)
+    assert "prose only, no probes" in console.export_text()

@@ -21,10 +21,10 @@ from starlette.testclient import TestClient
 
 from doctune import corpus, serve
 from doctune.config import LibraryConfig, Settings
-from doctune.console import ConsoleSettings, create_app
+from doctune.console import ConsoleSettings, create_app, data
 from doctune.console import auth as console_auth
 from doctune.console.render import answer_html
-from doctune.demo import edit_demo_docs, prepare_demo_repo
+from doctune.demo import commit_api_change, prepare_demo_repo
 from doctune.errors import DoctuneError
 from doctune.registry import Registry
 
@@ -255,6 +255,24 @@ def test_dead_servers_are_a_message_naming_the_url_and_the_fix(settings: Setting
         assert "Traceback" not in response.text
 
 
+def test_freshness_chart_has_a_point_per_version_evaluated_after_an_api_change() -> None:
+    def row(version: int | None, **metrics: float) -> dict[str, Any]:
+        return {"version": version, "metrics": metrics}
+
+    board = {
+        "rows": [
+            row(None, new_api_recall=0.0, stale_rate=0.0),  # the base model: not a version
+            row(3, new_api_recall=0.9, stale_rate=0.05),
+            row(1, api_heldout_phrasing=0.7),  # a first version: no API change, no point
+            row(2, new_api_recall=0.4),
+        ]
+    }
+    assert data.freshness_points(board) == [
+        {"version": 2, "recall": 0.4, "stale": None},
+        {"version": 3, "recall": 0.9, "stale": 0.05},
+    ]
+
+
 def test_code_in_answers_is_highlighted_and_text_escaped() -> None:
     html = answer_html("Use it <b>so</b>:\n```python\nimport ledgerkite\nledgerkite.nibble(env)\n```\nand `refill`.")
     assert '<div class="hl"><pre>' in html and '<span class="kn">import</span>' in html
@@ -278,7 +296,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """vLLM + gateway + console on their own ports and DOCTUNE_HOME: dataset v1 and v2 (a doc edit between
+    """vLLM + gateway + console on their own ports and DOCTUNE_HOME: dataset v1 and v2 (an API change between
     them), adapter v1 evaluated and in production, adapter v2 a candidate."""
     from doctune.evaluate import evaluate
     from doctune.train import train
@@ -298,7 +316,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         train(library, settings)
         evaluate(library, settings, 1)
         serve.deploy(library, settings, 1)
-        edit_demo_docs(repo, 1)
+        commit_api_change(repo)  # ledgerkite 0.4.0: v2's evaluation suite has diff probes
         corpus.build(library, settings)
         train(library, settings)
         serve.ensure_gateway(settings)
@@ -441,7 +459,11 @@ def test_dataset_diff_and_pair_browser(page: Any, stack: Stack) -> None:
     page.wait_for_url("**/datasets/consolelib/diff?old=1&new=2")
     added = page.locator("#diff-added tbody tr.added")
     assert added.count() >= 1
-    assert "Envelope tips (1)" in page.locator("#diff-added").inner_text()  # the section the doc edit added
+    assert "average_outlay" in page.locator("#diff-added").inner_text()  # the function the commit added
+    api = page.locator("#api-diff").inner_text()
+    assert "1 added: ledgerkite.reports.average_outlay" in " ".join(api.split()) and "leaderboard" in api
+    probes = page.locator("#diff-probes tbody tr")
+    assert probes.count() >= 3 and "not evaluated yet" in probes.first.inner_text()  # v2 is not evaluated
     shoot(page, "dataset-diff")
 
     page.goto("/datasets/consolelib/v2")

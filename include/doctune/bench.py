@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 
 from doctune.config import REPO_ROOT, LibraryConfig, Settings, TrainParams, write_library
-from doctune.errors import DoctuneError
 
 HEAVY_MODULES = (
     "torch",
@@ -178,68 +177,6 @@ def bench_dag_parse(settings: Settings) -> None:
             f"DAG parse, dags/{dag_file.name}: {ours:.3f} s (goal < 0.2 s); with heavy imports at module level "
             f"{naive:.3f} s; ratio {naive / ours:.1f}x"
         )
-
-
-def bench_freshness(workdir: Path) -> None:
-    """Doc commit -> new adapter answering under the stable name, on the demo's config, stage by stage.
-
-    The stages are the functions the DAG tasks call, in the order the sync and retrain DAGs run them; the time a
-    commit waits for the next sync (sync_schedule, 15 min by default) and Airflow's scheduling come on top.
-    """
-    from openai import OpenAI
-
-    from doctune import corpus, serve
-    from doctune.demo import demo_library, edit_demo_docs, prepare_demo_repo
-    from doctune.evaluate import evaluate
-    from doctune.sources import sync
-    from doctune.train import train
-
-    settings = bench_settings(workdir)
-    repo = prepare_demo_repo(settings)
-    library = demo_library(settings, repo, base_model="smollm2-135m-instruct", max_steps=60)
-    try:
-        corpus.build(library, settings)
-        serve.deploy(library, settings, train(library, settings).adapter_version)  # production before the commit
-        serve.ensure_gateway(settings)
-        stages: list[tuple[str, float]] = []
-
-        def stage(name: str, work: Any) -> Any:
-            started = time.perf_counter()
-            result = work()
-            stages.append((name, time.perf_counter() - started))
-            return result
-
-        edit_demo_docs(repo, 1)
-        stage("sync", lambda: sync(library, settings))
-        stage("corpus", lambda: corpus.build(library, settings))
-        trained = stage("train", lambda: train(library, settings))
-        verdict = stage("evaluate", lambda: evaluate(library, settings, trained.adapter_version))
-        if verdict.decision != "promote":
-            print(f"freshness: the gate rejected v{trained.adapter_version} ({'; '.join(verdict.reasons)})")
-            return
-        stage("deploy", lambda: serve.deploy(library, settings, trained.adapter_version))
-        wanted = serve.served_name(library.name, trained.adapter_version)
-
-        def answered() -> str:
-            client = OpenAI(base_url=f"{settings.gateway_url}/v1", api_key="local", max_retries=0)
-            reply = client.chat.completions.create(
-                model=library.name, messages=[{"role": "user", "content": "What is ledgerkite?"}], max_tokens=8
-            )
-            return str(reply.model)
-
-        served = stage("first answer", answered)
-        if served != wanted:
-            raise DoctuneError(f"freshness: the stable name answered with {served}, not {wanted}")
-        total = sum(seconds for _, seconds in stages)
-        parts = ", ".join(f"{name} {seconds:.1f} s ({seconds / total:.0%})" for name, seconds in stages)
-        print(
-            f"freshness (SmolLM2-135M, demo config, {trained.steps} steps): doc commit -> {served} answering "
-            f"under '{library.name}' in {total:.0f} s: {parts}; plus up to one sync interval "
-            f"('{LibraryConfig.model_fields['sync_schedule'].default}' by default) before the sync sees the commit"
-        )
-    finally:
-        for name in ("gateway", "vllm"):
-            serve.stop_server(settings, name)
 
 
 def bench_corpus(settings: Settings, library: LibraryConfig) -> None:
@@ -480,7 +417,6 @@ def main() -> None:
         bench_train(settings, library)
         bench_serving(settings, library)
         bench_evaluation(settings, library)
-        bench_freshness(Path(tmp) / "freshness")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,18 @@ def commit_api_change(repo: Path) -> str:
     return run_git(repo, "rev-parse", "HEAD")
 
 
+def commit_next_change(repo: Path) -> str:
+    """What ``doctune demo --edit-docs`` commits: ledgerkite 0.4.0's API change the first time, then a documentation
+    tip each time (prose only: its version has no diff probes). Says what it committed."""
+    if "def average_outlay" not in (repo / "ledgerkite" / "reports.py").read_text():
+        commit = commit_api_change(repo)
+        return (
+            f"committed an API change to the demo library (0.4.0: new average_outlay, leaderboard top=5): {commit[:12]}"
+        )
+    n = len(run_git(repo, "log", "--oneline").splitlines())
+    return f"committed a doc change to the demo library: {edit_demo_docs(repo, n)[:12]}"
+
+
 def airflow_env(settings: Settings) -> dict[str, str]:
     """Environment for the demo's Airflow: SQLite metadata under DOCTUNE_HOME, our dags/ folder."""
     home = settings.path("airflow")
@@ -261,6 +273,7 @@ def summary(
         if scores:
             table.add_row("evaluation suite", "; ".join(scores) + f" (`doctune eval show {library.name}`)")
     table.add_row("promoted", f"{production.served_name}, served as `{library.name}`")
+    _freshness_rows(table, report)
     table.add_row("question", question + ("  (chosen by the evaluation)" if shown else ""))
     table.add_row("base model", base_answer.strip())
     table.add_row(f"`{library.name}`", answer.strip())
@@ -277,6 +290,44 @@ def summary(
         "answer": answer,
         "metrics": metrics,
     }
+
+
+def _freshness_rows(table: Table, report: dict[str, Any]) -> None:
+    """The API change since the parent dataset version, the freshness figures, and for one probe chosen by the
+    evaluation the previous model's answer beside the new adapter's."""
+    freshness = report.get("freshness") or {}
+    diff = freshness.get("diff")
+    if not diff:
+        return
+    kinds = ("added", "changed", "renamed", "deprecated", "removed")
+    changes = [f"{len(diff[k])} {k} ({', '.join(_names(diff[k]))})" for k in kinds if diff[k]]
+    table.add_row(
+        "API change", "; ".join(changes) or f"none since dataset v{freshness['parent']}: prose only, no probes"
+    )
+    metrics = report["metrics"]
+    before = "production" if "production" in metrics else "base"
+    figures = [
+        f"{label} {metrics[before][key]:.2f} -> {metrics['candidate'][key]:.2f}"
+        for key, label in (("new_api_recall", "new-API recall"), ("stale_rate", "stale answers"))
+        if key in metrics["candidate"] and key in metrics[before]
+    ]
+    if figures:
+        table.add_row("freshness", f"{before} -> adapter: " + "; ".join(figures))
+    shown = freshness.get("showcase") or {}
+    if shown:
+        reference = shown["reference"]
+        label = f"v{report['production_version']} (before)" if reference == "production" else "base model"
+        table.add_row("what changed, asked", f"{shown['prompt']}  (a diff probe, chosen by the evaluation)")
+        table.add_row(label, " ".join(shown[reference]["answer"].split())[:300])
+        table.add_row("new adapter", " ".join(shown["candidate"]["answer"].split())[:300])
+
+
+def _names(entries: list[Any]) -> list[str]:
+    """Short names of a diff list: plain names, or (old, new) pairs shown as ``old -> new``."""
+    return [
+        " -> ".join(n.rsplit(".", 1)[-1] for n in e if n) if isinstance(e, list | tuple) else e.rsplit(".", 1)[-1]
+        for e in entries
+    ]
 
 
 def _evaluation_report(settings: Settings, library: str, version: int) -> dict[str, Any]:
@@ -296,8 +347,7 @@ def run_demo(settings: Settings, *, base_model: str, max_steps: int | None, edit
     os.environ["DOCTUNE_HOME"] = str(settings.home)
     repo = prepare_demo_repo(settings)
     if edit_docs:
-        n = len(run_git(repo, "log", "--oneline").splitlines())
-        console.print(f"committed a doc change to the demo library: {edit_demo_docs(repo, n)[:12]}")
+        console.print(commit_next_change(repo))
     library = demo_library(settings, repo, base_model, max_steps)
     with console.status(f"preparing base model {base_model} (once)"):
         resolve_base_model(base_model, settings)

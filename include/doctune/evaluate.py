@@ -453,6 +453,10 @@ HEADLINE = (
     "general_pass_at_1",
     "hallucination_rate",
     "heldout_loss",
+    "diff_probes",
+    "new_api_recall",
+    "stale_rate",
+    "unchanged_score",
 )
 
 
@@ -662,6 +666,7 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
     log.info("gate: %s v%d (%s)", decision, candidate.version, "; ".join(reasons))
 
     compared = {role: value for role, value in scores.items() if value}
+    probes = freshness.probe_rows(items, answers, scores)
     samples = wins_and_losses(items, answers, compared)
     folder = settings.path("evaluations", library.name) / f"e{evaluation.id}-v{candidate.version}"
     counted = {kind: sum(i.kind == kind for i in items) for kind in ("api", "exec", "general")}
@@ -683,7 +688,8 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
         "freshness": {
             "parent": diff["parent"] if diff else None,
             "diff": diff,
-            "probes": freshness.probe_rows(items, answers, scores),
+            "probes": probes,
+            "showcase": freshness.showcase(probes),
         },
         "samples": samples,
         "timing": timing,

@@ -47,7 +47,8 @@ def probe_rows(items: list[Any], answers: dict[str, list[str]], scores: dict[str
         if item.group != GROUP:
             continue
         question = item.payload
-        row: dict[str, Any] = {"item": item.id, "change": question.change, "symbol": item.symbol}
+        row: dict[str, Any] = {"item": item.id, "change": question.change, "kind": question.kind}
+        row["symbol"] = item.symbol
         row["prompt"] = item.prompt
         for role, given in answers.items():
             if role != "docs_in_prompt" and i < len(given):
@@ -55,6 +56,23 @@ def probe_rows(items: list[Any], answers: dict[str, list[str]], scores: dict[str
                 row[role] = {"answer": given[i][:400], "score": score, "stale": is_stale(question, given[i])}
         rows.append(row)
     return rows
+
+
+def showcase(probes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The probe that shows the change best: answered right by the candidate and not by production (the base model
+    before a first promotion), an added symbol first, names and signatures before the rest; {} when none is."""
+    preference = {"added": 0, "renamed": 1, "changed": 2, "deprecated": 3, "removed": 4}
+    kinds = {"which": 0, "signature": 1, "usage": 2}
+    reference = "production" if any("production" in row for row in probes) else "base"
+    shown = [
+        row
+        for row in probes
+        if row.get("candidate", {}).get("score") == 1 and (row.get(reference, {}).get("score") or 0) < 1
+    ]
+    if not shown:
+        return {}
+    best = min(shown, key=lambda r: (preference.get(r["change"], 9), kinds.get(r["kind"], 9)))
+    return best | {"reference": reference}
 
 
 def markdown(freshness: dict[str, Any]) -> list[str]:

@@ -587,7 +587,8 @@ def create_app(
         old = _dataset(library.name, q.get("old") or str(versions[-2]))
         new = _dataset(library.name, q.get("new") or str(versions[-1]))
         diff = await run_in_threadpool(data.dataset_diff, old.path, new.path)
-        return page(request, "diff.html", library=library, old=old, new=new, diff=diff, versions=versions)
+        api = await run_in_threadpool(data.api_change, settings, registry(), library.name, new)
+        return page(request, "diff.html", library=library, old=old, new=new, diff=diff, versions=versions, api=api)
 
     # -- training ----------------------------------------------------------------------------------------
 
@@ -696,11 +697,13 @@ def create_app(
         if library is None:
             return page(request, "adapters.html", library=None)
         production = registry().production(library.name)
+        board = data.leaderboard(registry(), library.name)
         return page(
             request,
             "adapters.html",
             library=library,
-            board=data.leaderboard(registry(), library.name),
+            board=board,
+            freshness=data.freshness_points(board),
             production=production,
             rollback_to=rollback_target(registry(), library.name),
             deployments=list(reversed(registry().deployments(library.name)))[:15],

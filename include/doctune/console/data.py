@@ -144,6 +144,40 @@ def dataset_diff(old_path: str | Path, new_path: str | Path) -> dict[str, Any]:
     }
 
 
+def api_change(settings: Settings, registry: Any, library: str, dataset: Any) -> dict[str, Any] | None:
+    """A version's API diff against its parent with its probes and, once an adapter trained on that version was
+    evaluated, each probe's answers (production's, the candidate's) from the latest such evaluation."""
+    from doctune.evaluate import evaluation_report
+
+    evalset = _read_json(Path(dataset.path) / "evalset.json") or {}
+    if not evalset.get("api_diff"):
+        return None
+    answered: dict[str, dict[str, Any]] = {}
+    adapter = None
+    for candidate in reversed(registry.adapters(library)):
+        if candidate.dataset_version == dataset.version:
+            try:
+                report = evaluation_report(settings, library, candidate.version)
+            except DoctuneError:
+                continue
+            answered = {row["item"]: row for row in (report.get("freshness") or {}).get("probes", [])}
+            adapter = {"version": candidate.version, "production": report.get("production_version")}
+            break
+    probes = [p | {"answers": answered.get(p["id"], {})} for p in evalset.get("diff_probes", [])]
+    return {"diff": evalset["api_diff"], "probes": probes, "evaluated": adapter}
+
+
+def freshness_points(board: dict[str, Any]) -> list[dict[str, Any]]:
+    """New-API recall and stale-answer rate of each evaluated adapter version, oldest first (the adapters page's
+    chart); versions evaluated without an API change have none."""
+    points = [
+        {"version": r["version"], "recall": r["metrics"]["new_api_recall"], "stale": r["metrics"].get("stale_rate")}
+        for r in board["rows"]
+        if r["version"] and "new_api_recall" in r["metrics"]
+    ]
+    return sorted(points, key=lambda p: p["version"])
+
+
 # -- training ----------------------------------------------------------------------------------------------
 
 
