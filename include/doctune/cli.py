@@ -498,7 +498,8 @@ def demo_cmd(
     edit_docs: Annotated[
         bool,
         typer.Option(
-            help="Commit a doc change to the demo library first, so this run builds and promotes a new version."
+            help="Commit a change to the demo library first, so this run builds and promotes a new version: "
+            "ledgerkite 0.4.0's API change (a new function, a changed default) the first time, a doc tip after that."
         ),
     ] = False,
 ) -> None:
