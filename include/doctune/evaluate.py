@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 # Requests in flight against the server: vLLM batches them, so more at once is more answers per second.
 CONCURRENCY = 16
+EVAL_REQUEST_SECONDS = 600.0
 SANDBOX_WORKERS = 2
 # Items asked per round; between rounds the time budget is checked (a stratified sample of the suite, in order).
 ROUND = 32
@@ -578,7 +579,7 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
     from doctune.corpus.apidiff import ApiDiff
     from doctune.models import resolve_base_model
     from doctune.registry import Registry
-    from doctune.serve import base_served_name, ensure_loaded, ensure_vllm
+    from doctune.serve import base_served_name, ensure_loaded, ensure_vllm, vllm_client
 
     registry = Registry.open(settings)
     candidate = registry.adapter(library.name, adapter_version)
@@ -609,6 +610,9 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
     timing = {"heldout_loss_s": time.perf_counter() - started}
 
     client = ensure_vllm(settings, library)
+    # Evaluation sends CONCURRENCY requests at once, some with documentation in the prompt: on a slow CPU one waits
+    # behind the others for longer than an interactive question may (seen: over 120 s on a 2-core machine).
+    asker = vllm_client(settings, timeout=max(settings.request_timeout, EVAL_REQUEST_SECONDS))
     base_name = base_served_name(library.base_model)
     names = {"base": base_name} | ({"docs_in_prompt": base_name} if full else {})
     for role, adapter in (("production", production), ("candidate", candidate)):
@@ -622,7 +626,7 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
     log.info("asking %d models up to %d prompts each (%d at once)", len(names), len(available), CONCURRENCY)
     started = time.perf_counter()
     fitted = _docs_prompts(client, base_name, evalset.get("docs", {}), base_path) if full else None
-    items, answers = ask_all(client, names, available, docs_prompts=fitted, budget_s=budget)
+    items, answers = ask_all(asker, names, available, docs_prompts=fitted, budget_s=budget)
     timing["generation_s"] = time.perf_counter() - started
     timing["requests"] = len(names) * len(items)
     timing["requests_per_s"] = timing["requests"] / timing["generation_s"]

@@ -47,6 +47,11 @@ class VLLMClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return self._http.request(method, path, **kwargs)
+        except httpx.ReadTimeout:
+            raise DoctuneError(
+                f"vLLM server at {self.url} took longer than {self._http.timeout.read:.0f} s to answer: it is up but "
+                "busy (a slow CPU, long prompts, many requests at once); raise DOCTUNE_REQUEST_TIMEOUT"
+            ) from None
         except httpx.TransportError as exc:
             raise DoctuneError(
                 f"vLLM server at {self.url} is unreachable ({type(exc).__name__}): start it with "
@@ -98,8 +103,9 @@ class VLLMClient:
         return str(response.json()["choices"][0]["message"]["content"] or "")
 
 
-def vllm_client(settings: Settings) -> VLLMClient:
-    return VLLMClient(settings.vllm_url, settings.request_timeout, settings.vllm_headers)
+def vllm_client(settings: Settings, timeout: float | None = None) -> VLLMClient:
+    """A client of the configured server; ``timeout`` (seconds per request) defaults to ``request_timeout``."""
+    return VLLMClient(settings.vllm_url, timeout or settings.request_timeout, settings.vllm_headers)
 
 
 # -- local server processes (demo and tests; in containers the servers are their own services) --------------
