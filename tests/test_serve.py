@@ -2,6 +2,7 @@
 
 import shutil
 import socket
+import threading
 from pathlib import Path
 
 import httpx
@@ -189,6 +190,46 @@ def test_a_busy_server_is_a_clear_error_naming_the_timeout_and_the_fix() -> None
         client = serve.VLLMClient(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=1)
         with pytest.raises(DoctuneError, match=r"took longer than 1 s to answer: .*DOCTUNE_REQUEST_TIMEOUT"):
             client.chat("base", "hello")
+
+
+def _server_that_drops(connections: int) -> tuple[socket.socket, list[bytes]]:
+    """A server that closes its first ``connections`` connections without answering, then answers /v1/models."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    requests: list[bytes] = []
+
+    def serve_forever() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # the test closed the listener
+                return
+            with conn:
+                requests.append(conn.recv(65536))
+                if len(requests) > connections:
+                    body = b'{"data": [{"id": "base"}]}'
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n")
+                    conn.sendall(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    threading.Thread(target=serve_forever, daemon=True).start()
+    return listener, requests
+
+
+def test_a_connection_closed_before_any_answer_is_sent_once_more() -> None:
+    # What a keep-alive race looks like from the client: the server closes the connection the request went out on.
+    listener, requests = _server_that_drops(1)
+    with listener:
+        assert serve.VLLMClient(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=5).models() == [{"id": "base"}]
+    assert len(requests) == 2 and all(r.startswith(b"GET /v1/models") for r in requests)
+
+    # A server that drops every request is not retried forever: the second drop is the clear error.
+    listener, requests = _server_that_drops(10)
+    with listener:
+        client = serve.VLLMClient(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=5)
+        with pytest.raises(DoctuneError, match=r"is unreachable \(RemoteProtocolError\)"):
+            client.models()
+    assert len(requests) == 2
 
 
 def test_unreachable_server_is_a_clear_error(server_settings: Settings, deployed: LibraryConfig) -> None:

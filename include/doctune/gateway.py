@@ -31,7 +31,7 @@ from starlette.routing import Route
 from doctune.config import Settings, check_serving_keys
 from doctune.errors import DoctuneError
 from doctune.registry import Registry
-from doctune.serve import reconcile
+from doctune.serve import UPSTREAM_LIMITS, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         base_url=settings.vllm_url.rstrip("/"),
         timeout=httpx.Timeout(settings.request_timeout, connect=5, pool=10),
         headers=settings.vllm_headers,
+        limits=UPSTREAM_LIMITS,
     )
     keys = [k.encode() for k in settings.api_keys]
     limiter = _RateLimit(settings.gateway_requests_per_minute)

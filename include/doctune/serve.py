@@ -37,16 +37,28 @@ def base_served_name(base_model: str) -> str:
     return Path(base_model.rstrip("/")).name if base_model.startswith(("/", ".", "~")) else base_model
 
 
+# vLLM's server closes a connection idle for VLLM_HTTP_TIMEOUT_KEEP_ALIVE (5 s) and httpx's default expiry is also
+# 5 s, so a request can go out on a connection the server is closing that instant and fail with "Server disconnected
+# without sending a response" (seen in CI: a full evaluation's 16 workers idle while a round's slowest answer ends).
+# Clients of vLLM drop idle connections well before the server does.
+UPSTREAM_LIMITS = httpx.Limits(keepalive_expiry=2.0)
+
+
 class VLLMClient:
     """vLLM's OpenAI API plus its runtime LoRA admin endpoints. Only doctune holds this URL."""
 
     def __init__(self, url: str, timeout: float = 120.0, headers: dict[str, str] | None = None):
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, limits=UPSTREAM_LIMITS)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            return self._http.request(method, path, **kwargs)
+            try:
+                return self._http.request(method, path, **kwargs)
+            except httpx.RemoteProtocolError:
+                # Closed before any answer (a proxy or server with a shorter keep-alive than ours): the request was
+                # not handled, so it goes once more on a fresh connection; a server that is down fails that one.
+                return self._http.request(method, path, **kwargs)
         except httpx.ReadTimeout:
             raise DoctuneError(
                 f"vLLM server at {self.url} took longer than {self._http.timeout.read:.0f} s to answer: it is up but "
