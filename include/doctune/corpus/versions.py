@@ -631,9 +631,11 @@ def _build(
             library.name, latest.version, latest.commit, latest.path, latest.n_train, latest.n_eval, "unchanged"
         )
 
+    # The parent's folder (None when its files were deleted): its rows seed the cache, its API is diffed against.
+    parent = Path(latest.path) if latest and Path(latest.path).is_dir() else None
     previous_rows: list[dict[str, Any]] = []
-    if latest and Path(latest.path).is_dir():
-        previous_rows = [r for split in ("train", "eval", "rejected") for r in load_rows(latest.path, split)]
+    if parent:
+        previous_rows = [r for split in ("train", "eval", "rejected") for r in load_rows(parent, split)]
     previous: dict[str, list[dict[str, Any]]] = {}
     for row in previous_rows:
         # LLM pairs come from their own cache, keyed by prompt; held-out-phrasing rows are rebuilt from the questions.
@@ -731,7 +733,6 @@ def _build(
         _write_durably(staging / "rejected.jsonl", _jsonl(verdicts.rejected))
         _write_durably(staging / "symbols.json", json.dumps(surface.symbols, indent=1, sort_keys=True).encode())
         say(f"building the evaluation suite ({len(api_units)} symbols, {len(held_tests)} held-out tests)")
-        parent = Path(latest.path) if latest and Path(latest.path).is_dir() else None
         evalset = build_evalset(
             held_tests, api_units, withheld, library, surface, tree, library_path, staging, verdicts.train, parent
         )
