@@ -7,7 +7,7 @@ UNSLOTH_VENV := .venv-unsloth
 # All state (registry, datasets, adapters, Airflow's SQLite, logs) stays in one git-ignored folder.
 export DOCTUNE_HOME ?= $(CURDIR)/.doctune
 
-.PHONY: setup demo test lint bench stop clean console chromium
+.PHONY: setup demo test lint bench stop clean console chromium gpu-wheels gpu-check
 
 setup: $(VENV)/.installed $(VLLM_VENV)/.installed
 
@@ -70,6 +70,14 @@ bench: setup
 	$(VENV)/bin/python benchmarks/training.py
 	$(VENV)/bin/python benchmarks/quality.py
 	$(VENV)/bin/python benchmarks/freshness.py
+
+# The GPU check (benchmarks/gpu_check.py): `make gpu-wheels` here (it reaches the package registry), then, on a GPU
+# machine with .gpu-check carried there, `make gpu-check` (its python3 holds torch with CUDA; nothing else is needed).
+gpu-wheels: setup
+	$(VENV)/bin/python benchmarks/gpu_check.py prepare
+
+gpu-check:
+	python3 benchmarks/gpu_check.py run $(GPU_CHECK_ARGS)
 
 stop:
 	-$(VENV)/bin/doctune serve stop

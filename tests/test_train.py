@@ -9,7 +9,7 @@ from doctune import corpus
 from doctune.config import LibraryConfig, Settings, TrainParams
 from doctune.errors import DoctuneError
 from doctune.registry import Registry
-from doctune.train import adapter_digest, train
+from doctune.train import adapter_digest, servable_problems, train
 
 pytestmark = pytest.mark.slow
 
@@ -95,6 +95,39 @@ def test_missing_base_model_registers_nothing(settings: Settings, library: Libra
     with pytest.raises(DoctuneError, match="is not a model folder"):
         train(broken, settings)
     assert Registry.open(settings).adapters(library.name) == []
+
+
+def test_an_adapter_vllm_would_refuse_or_serve_as_a_no_op_is_named(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    params = TrainParams(target_modules=["q_proj", "v_proj"], lora_rank=8)
+    prefix = "base_model.model.model.layers.0.self_attn"
+
+    def adapter(config: dict[str, object], tensors: dict[str, torch.Tensor]) -> Path:
+        folder = tmp_path / f"adapter{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text(json.dumps(config))
+        save_file(tensors, str(folder / "adapter_model.safetensors"))
+        return folder
+
+    trained = {f"{prefix}.q_proj.lora_A.weight": torch.ones(8, 4), f"{prefix}.q_proj.lora_B.weight": torch.ones(4, 8)}
+    good = {"r": 8, "target_modules": ["v_proj", "q_proj"], "modules_to_save": None}
+    assert servable_problems(adapter(good, trained), params) == []
+
+    untrained = trained | {f"{prefix}.q_proj.lora_B.weight": torch.zeros(4, 8)}
+    assert servable_problems(adapter(good, untrained), params) == [
+        "every lora_B weight is zero: training did not move the adapter"
+    ]
+    embedding = trained | {"base_model.model.model.embed_tokens.lora_embedding_A": torch.ones(8, 4)}
+    bad = {"r": 16, "target_modules": ["q_proj", "v_proj", "embed_tokens"], "modules_to_save": ["lm_head"]}
+    problems = servable_problems(adapter(bad, embedding), params)
+    assert problems == [
+        "modules_to_save ['lm_head'] (vLLM loads LoRA weights only)",
+        "target_modules ['q_proj', 'v_proj', 'embed_tokens'] instead of ['q_proj', 'v_proj']",
+        "rank 16 instead of 8",
+        "base_model.model.model.embed_tokens.lora_embedding_A is not a LoRA A/B weight",
+    ]
 
 
 def test_qlora_4bit_path_trains_on_cpu(settings: Settings, library: LibraryConfig) -> None:

@@ -55,6 +55,30 @@ def adapter_digest(folder: str | Path) -> str:
     return digest.hexdigest()
 
 
+def servable_problems(folder: Path, params: TrainParams) -> list[str]:
+    """What in an adapter folder vLLM's LoRA loader would refuse, or serve as a no-op; empty when it is servable."""
+    from safetensors import safe_open
+
+    config = json.loads((folder / "adapter_config.json").read_text())
+    problems = []
+    if config.get("modules_to_save"):
+        problems.append(f"modules_to_save {config['modules_to_save']} (vLLM loads LoRA weights only)")
+    if sorted(config.get("target_modules") or []) != sorted(params.target_modules):
+        problems.append(f"target_modules {config.get('target_modules')} instead of {params.target_modules}")
+    if config.get("r") != params.lora_rank:
+        problems.append(f"rank {config.get('r')} instead of {params.lora_rank}")
+    with safe_open(str(folder / "adapter_model.safetensors"), "pt") as weights:
+        keys = list(weights.keys())
+        other = [k for k in keys if not k.endswith((".lora_A.weight", ".lora_B.weight"))]
+        if other:  # embedding or lm_head LoRA, or trained full modules: vLLM refuses them
+            more = f" (nor are {len(other) - 1} more)" if len(other) > 1 else ""
+            problems.append(f"{other[0]} is not a LoRA A/B weight{more}")
+        # LoRA's B starts at zero: an adapter whose Bs never moved answers exactly as the base model.
+        if not any(weights.get_tensor(k).abs().sum() > 0 for k in keys if k.endswith(".lora_B.weight")):
+            problems.append("every lora_B weight is zero: training did not move the adapter")
+    return problems
+
+
 def replay_rows(current: list[dict[str, Any]], previous: list[dict[str, Any]], share: float) -> list[dict[str, Any]]:
     """A deterministic sample, ``share`` of the training set's size, half from the previous dataset version (pairs
     no longer in the current one) and half from the built-in general Python set: against forgetting."""
@@ -437,6 +461,12 @@ def train(
                     settings.tensorboard_path / library.name / key,
                     progress=progress,
                 )
+                problems = servable_problems(run_dir / "adapter", params)
+                if problems:  # caught here, not at deploy time, where the whole evaluation would be spent on it
+                    raise DoctuneError(
+                        f"the adapter trained in {run_dir / 'adapter'} is not servable by vLLM: {'; '.join(problems)}; "
+                        f"nothing was registered (backend: {params.backend}); train with backend: peft"
+                    )
                 shutil.rmtree(staged, ignore_errors=True)
                 shutil.copytree(run_dir / "adapter", staged)
                 card = _model_card(library, dataset, library.base_model, params, steps, loss)
@@ -520,7 +550,11 @@ def _load(backend: Any, base_path: str, params: TrainParams, lora: Any) -> tuple
         return model, tokenizer, None  # the model already carries its LoRA
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     if not backend.four_bit:
-        return AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32), tokenizer, lora
+        # A GPU trains from bf16 weights (half the memory of fp32, the precision its autocast computes in anyway);
+        # a CPU without bf16 units keeps fp32.
+        gpu_bf16 = backend.device == "cuda" and torch.cuda.is_bf16_supported()
+        dtype = torch.bfloat16 if gpu_bf16 else torch.float32
+        return AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype), tokenizer, lora
     from peft import prepare_model_for_kbit_training
 
     quantization = BitsAndBytesConfig(
