@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
@@ -41,6 +42,8 @@ DEVICE_CUDA = "130"  # its torch is a CUDA 13.0 build: bitsandbytes keeps only t
 # What train() imports (measured: sys.modules after a run) and unsloth's CUDA path adds, minus what the GPU machine's
 # image already has (KINDS.md lists it), at the versions constraints-unsloth.txt pins for the GPU worker's stack.
 CARRIED = (
+    "peft",  # the machine has peft and accelerate too, at versions nobody pinned: ours go in where they differ
+    "accelerate",
     "trl",
     "datasets",
     "dill",
@@ -82,7 +85,7 @@ SPEED_MODEL = {
     "gpu": {"hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 22, "num_attention_heads": 32},
     "cpu": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4},
 }
-SPEED_RUN = {"gpu": {"steps": 20, "batch": 8, "max_length": 1024}, "cpu": {"steps": 10, "batch": 2, "max_length": 128}}
+SPEED_RUN = {"gpu": {"steps": 15, "batch": 8, "max_length": 1024}, "cpu": {"steps": 10, "batch": 2, "max_length": 128}}
 SPEED_VARIANTS = {
     "peft bf16": {"backend": "peft", "load_in_4bit": False},
     "unsloth bf16": {"backend": "unsloth", "load_in_4bit": False},
@@ -278,7 +281,9 @@ def _worker(args: list[str], timeout: float, env: dict[str, str]) -> dict[str, A
     if done.returncode != 0 or not lines:
         err = done.stderr.strip().splitlines()
         errors = [line for line in err if re.match(r"^\w*(Error|Exception)\b|^\w+\.\w+Error", line)]
-        return {"status": "failed", "why": (errors or err or [f"exit {done.returncode}"])[-1], "seconds": seconds}
+        why = (errors or err or [f"exit {done.returncode}"])[-1]
+        # The machine is gone once the call ends: its log is all a later session has to go on.
+        return {"status": "failed", "why": why, "seconds": seconds, "log_tail": err[-40:]}
     figures: dict[str, Any] = json.loads(lines[-1])
     return {"status": "ok", **figures, "seconds": seconds}
 
@@ -305,6 +310,9 @@ def run(out: Path, state: Path, *, dry_run: bool, budget_s: float) -> dict[str, 
         figures["install"] = install(state / "wheels")
     else:
         figures["install"] = {"skipped": f"no wheels in {state / 'wheels'}: run `make gpu-wheels` first, carry it"}
+    importlib.invalidate_caches()  # what was just installed is importable in this process too
+    if importlib.util.find_spec("doctune") is None:  # the GPU machine runs the working tree, not an installed package
+        sys.path.insert(0, str(ROOT / "include"))
     figures["machine"] = machine() | {"gpu": gpu()}
     figures["versions"] = versions()
     cuda = figures["machine"]["gpu"]["name"] is not None
@@ -325,25 +333,35 @@ def run(out: Path, state: Path, *, dry_run: bool, budget_s: float) -> dict[str, 
             prepare_dataset(dataset)
         registration = json.loads((state / "dataset.json").read_text())
 
+        from concurrent.futures import ThreadPoolExecutor
+
+        from doctune.config import Settings
+        from doctune.models import resolve_base_model
+
+        models = work / "models"
+        resolve_base_model(TINY, Settings(models_dir=models))  # once, before the parts that share it start
+        parts: dict[str, list[str]] = {}
         figures["correctness"] = {}
         for name, choice in CORRECTNESS_VARIANTS.items():
             if dry_run and name == "unsloth":
                 why = "dry run: unsloth needs CUDA here (its CPU mode has its own test: tests/test_unsloth.py)"
                 figures["correctness"][name] = {"status": "skipped", "why": why}
-                continue
-            if not dry_run and name == "peft":
+            elif not dry_run and name == "peft":
                 why = "full-precision peft is the CPU tests' path; on the GPU it is in the speed part"
                 figures["correctness"][name] = {"status": "skipped", "why": why}
-                continue
-            spec = {"home": str(work / f"home-{name.replace(' ', '-')}"), "models": str(work / "models")}
-            spec |= {"dataset": str(dataset)}
-            spec |= {"registration": registration, **choice}
-            figures["correctness"][name] = _timed(budget, 240, ["-c", _CALL, "correctness", json.dumps(spec)], env)
-
+            else:
+                spec = {"home": str(work / f"home-{name.replace(' ', '-')}"), "models": str(models)}
+                spec |= {"dataset": str(dataset), "registration": registration, **choice}
+                parts[name] = ["-c", _CALL, "correctness", json.dumps(spec)]
         size = "gpu" if cuda else "cpu"
         model = work / "speed-model"
-        spec = {"dest": str(model), "size": size, "models": str(work / "models")}
-        built = _timed(budget, 180, ["-c", _CALL, "build_model", json.dumps(spec)], env)
+        spec = {"dest": str(model), "size": size, "models": str(models)}
+        parts["build_model"] = ["-c", _CALL, "build_model", json.dumps(spec)]
+        # Side by side: the tiny trainings and the model build hardly share the GPU, and the call's minutes are few.
+        with ThreadPoolExecutor(len(parts)) as pool:
+            done = dict(zip(parts, pool.map(lambda args: _timed(budget, 240, args, env), parts.values()), strict=True))
+        built = done.pop("build_model")
+        figures["correctness"] |= done
         rows = work / "speed-rows"
         figures["speed"] = {"model": built, "run": SPEED_RUN[size], "variants": {}}
         if built["status"] == "ok":
