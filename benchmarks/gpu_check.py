@@ -321,6 +321,7 @@ def run(out: Path, state: Path, *, dry_run: bool, budget_s: float) -> dict[str, 
         return _write(out, figures)
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "benchmarks")])}
+    env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # nothing is reachable there: never wait on the hub
     with tempfile.TemporaryDirectory(prefix="doctune-gpu-check-") as tmp:
         work = Path(tmp)
         dataset = state / "dataset"

@@ -83,3 +83,4 @@ def test_activate_disables_unsloths_cpu_fallback_on_gpu_only(
     monkeypatch.setitem(sys.modules, "unsloth", types.ModuleType("unsloth"))  # what activate imports
     activate(Backend("unsloth", device, device == "cuda", "requested"))  # type: ignore[arg-type]
     assert environ.get("UNSLOTH_DISABLE_CPU_FALLBACK") == after
+    assert environ["UNSLOTH_DISABLE_STATISTICS"] == "1"  # no usage report to the hub from a private library's worker

@@ -96,6 +96,9 @@ def activate(backend: Backend) -> None:
         backend.reason,
     )
     if backend.name == "unsloth":
+        # unsloth's import downloads files from the Hugging Face hub to count which environments use it: a worker
+        # training on a private library tells no third party about itself (and offline it would wait on the hub).
+        os.environ.setdefault("UNSLOTH_DISABLE_STATISTICS", "1")
         if backend.device == "cuda":
             # Should the GPU vanish between the choice and unsloth's import, fail instead of crawling on the CPU.
             os.environ.setdefault("UNSLOTH_DISABLE_CPU_FALLBACK", "1")
