@@ -7,10 +7,11 @@ The GPU machine reaches no package registry, so the check has two halves:
   image lacks, as wheels for its Python (3.12), at the GPU worker stack's versions (constraints-unsloth.txt), slimmed to
   fit one call; and builds the demo library's dataset. Both go to .gpu-check/ (git-ignored).
 - there, in one call with ``.gpu-check`` carried: ``python3 benchmarks/gpu_check.py run --out $OUT/gpu.json``
-  (``make gpu-check``). It installs the wheels, then, each in a process of its own and inside ``--budget-s``:
-  correctness (the tiny Llama through train() with backend unsloth and with peft + 4-bit: stopped after a step,
-  resumed, the adapter checked against what vLLM loads) and speed (tokens/s and peak GPU memory of unsloth, peft
-  bf16 and peft 4-bit on a Llama built from a config with random weights, with the ratios).
+  (``make gpu-check``; the device tool's run with ``carry=[".gpu-check"]`` and ``timeout_s=420``). It installs the
+  wheels, then runs each part in a process of its own, inside ``--budget-s``: correctness (the tiny Llama through
+  train() with backend unsloth and with peft + 4-bit: stopped after a step, resumed, the adapter checked against
+  what vLLM loads) and speed (tokens/s and peak GPU memory of unsloth and peft, each in bf16 and 4-bit, on a Llama
+  built from a config with random weights, with the ratios).
 
 ``--dry-run`` runs the same on CPU at tiny sizes with the peft backend (tests/test_gpu_check.py, so it cannot rot).
 Every part that did not run says why in the JSON; no figure is ever a silent zero.
@@ -99,6 +100,8 @@ CORRECTNESS_VARIANTS = {
 }
 GPU_ONLY = {"unsloth", "unsloth bf16", "unsloth 4-bit", "peft 4-bit"}  # in speed; the dry run trains 4-bit on CPU too
 CORRECTNESS_STEPS = 6
+# A session has 15 device minutes in all, a machine's start included: one try of about 7 leaves room for a second.
+PART_SECONDS = 150
 
 
 # -- here: prepare ------------------------------------------------------------------------------------------------
@@ -360,7 +363,8 @@ def run(out: Path, state: Path, *, dry_run: bool, budget_s: float) -> dict[str, 
         parts["build_model"] = ["-c", _CALL, "build_model", json.dumps(spec)]
         # Side by side: the tiny trainings and the model build hardly share the GPU, and the call's minutes are few.
         with ThreadPoolExecutor(len(parts)) as pool:
-            done = dict(zip(parts, pool.map(lambda args: _timed(budget, 240, args, env), parts.values()), strict=True))
+            answers = pool.map(lambda args: _timed(budget, PART_SECONDS, args, env), parts.values())
+            done = dict(zip(parts, answers, strict=True))
         built = done.pop("build_model")
         figures["correctness"] |= done
         rows = work / "speed-rows"
@@ -380,7 +384,7 @@ def run(out: Path, state: Path, *, dry_run: bool, budget_s: float) -> dict[str, 
             spec = {"base": str(model), "dataset": str(rows), "out": str(work / f"speed-{name.replace(' ', '-')}")}
             spec |= SPEED_RUN[size] | choice
             probe = str(ROOT / "benchmarks" / "train_probe.py")
-            figures["speed"]["variants"][name] = _timed(budget, 240, [probe, json.dumps(spec)], env)
+            figures["speed"]["variants"][name] = _timed(budget, PART_SECONDS, [probe, json.dumps(spec)], env)
         figures["speed"]["ratios"] = ratios(figures["speed"]["variants"])
     return _write(out, figures)
 
@@ -541,7 +545,7 @@ def main() -> None:
         command.add_argument("--state", type=Path, default=STATE, help="Where the wheels and the dataset are.")
     go.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, the peft backend.")
     go.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpu.json")
-    go.add_argument("--budget-s", type=float, default=480, help="Stop starting parts after this many seconds.")
+    go.add_argument("--budget-s", type=float, default=300, help="Stop starting parts after this many seconds.")
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.state)
