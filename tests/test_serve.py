@@ -43,7 +43,14 @@ def _client(settings: Settings) -> OpenAI:
     return OpenAI(base_url=f"{settings.gateway_url}/v1", api_key="local", max_retries=0)
 
 
+def _in_production(settings: Settings, library: LibraryConfig, version: int) -> None:
+    """Start from ``version`` in production, whatever a test before this one left: no test needs another's order."""
+    if Registry.open(settings).aliases().get(library.name) != serve.served_name(library.name, version):
+        serve.deploy(library, settings, version)
+
+
 def test_stable_name_answers_through_the_gateway(server_settings: Settings, deployed: LibraryConfig) -> None:
+    _in_production(server_settings, deployed, 1)
     reply = _client(server_settings).chat.completions.create(
         model="servelib",
         messages=[{"role": "user", "content": "What does ledgerkite.nibble do?"}],
@@ -57,6 +64,7 @@ def test_stable_name_answers_through_the_gateway(server_settings: Settings, depl
 
 
 def test_streaming_and_plain_completions(server_settings: Settings, deployed: LibraryConfig) -> None:
+    _in_production(server_settings, deployed, 1)
     client = _client(server_settings)
     chunks = list(
         client.chat.completions.create(
@@ -70,6 +78,7 @@ def test_streaming_and_plain_completions(server_settings: Settings, deployed: Li
 
 
 def test_deploy_under_concurrent_traffic_fails_no_request(server_settings: Settings, deployed: LibraryConfig) -> None:
+    _in_production(server_settings, deployed, 1)
     with Traffic(server_settings.gateway_url, "servelib", clients=3) as traffic:
         traffic.wait_for(3)  # clients are mid-stream on v1 when the swap starts
         result = serve.deploy(deployed, server_settings, 2)
@@ -93,6 +102,7 @@ def test_deploy_under_concurrent_traffic_fails_no_request(server_settings: Setti
 
 
 def test_gateway_reloads_adapters_a_restarted_server_lacks(server_settings: Settings, deployed: LibraryConfig) -> None:
+    _in_production(server_settings, deployed, 2)
     vllm = serve.VLLMClient(server_settings.vllm_url)
     for name in ("servelib@v1", "servelib@v2"):  # what a vLLM container restarted from its static command has
         vllm.unload_adapter(name)
@@ -102,6 +112,7 @@ def test_gateway_reloads_adapters_a_restarted_server_lacks(server_settings: Sett
 
 
 def test_load_and_unload_by_hand(server_settings: Settings, deployed: LibraryConfig) -> None:
+    _in_production(server_settings, deployed, 2)
     with pytest.raises(DoctuneError, match="answers for the stable name servelib"):
         serve.unload_version(deployed, server_settings, 2)
     assert serve.unload_version(deployed, server_settings, 1) == "servelib@v1"
@@ -113,6 +124,7 @@ def test_load_and_unload_by_hand(server_settings: Settings, deployed: LibraryCon
 def test_admin_endpoints_are_not_reachable_through_the_gateway(
     server_settings: Settings, deployed: LibraryConfig
 ) -> None:
+    _in_production(server_settings, deployed, 2)
     for path in ("/v1/load_lora_adapter", "/v1/unload_lora_adapter"):
         response = httpx.post(f"{server_settings.gateway_url}{path}", json={"lora_name": "servelib@v1"})
         assert response.status_code == 404
@@ -120,6 +132,7 @@ def test_admin_endpoints_are_not_reachable_through_the_gateway(
 
 
 def test_api_keys_are_required_when_configured(server_settings: Settings, deployed: LibraryConfig) -> None:
+    _in_production(server_settings, deployed, 2)
     keyed = server_settings.model_copy(update={"gateway_api_keys": SecretStr("key-one, key-two")})
     with TestClient(create_app(keyed)) as client:
         body = {"model": "servelib", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
@@ -133,6 +146,7 @@ def test_api_keys_are_required_when_configured(server_settings: Settings, deploy
 def test_tampered_adapter_is_refused_and_production_stays(
     server_settings: Settings, deployed: LibraryConfig, tmp_path: Path
 ) -> None:
+    _in_production(server_settings, deployed, 2)
     registry = Registry.open(server_settings)
     folder = Path(registry.adapter("servelib", 1).path)
     backup = tmp_path / "v1"
@@ -149,6 +163,7 @@ def test_tampered_adapter_is_refused_and_production_stays(
 
 
 def test_rank_and_base_model_preflight(server_settings: Settings, deployed: LibraryConfig) -> None:
+    _in_production(server_settings, deployed, 2)
     narrow = server_settings.model_copy(update={"vllm_max_lora_rank": 8})
     with pytest.raises(DoctuneError, match="rank 16 exceeds the server's --max-lora-rank 8"):
         serve.deploy(deployed, narrow, 1)
@@ -161,6 +176,7 @@ def test_rank_and_base_model_preflight(server_settings: Settings, deployed: Libr
 def test_adapter_paths_outside_the_adapter_root_are_refused(
     server_settings: Settings, deployed: LibraryConfig, tmp_path: Path
 ) -> None:
+    _in_production(server_settings, deployed, 2)
     from sqlalchemy import update
 
     from doctune.registry import Adapter
@@ -233,6 +249,7 @@ def test_a_connection_closed_before_any_answer_is_sent_once_more() -> None:
 
 
 def test_unreachable_server_is_a_clear_error(server_settings: Settings, deployed: LibraryConfig) -> None:
+    _in_production(server_settings, deployed, 2)
     dead = server_settings.model_copy(update={"vllm_url": "http://127.0.0.1:9", "manage_servers": False})
     with pytest.raises(DoctuneError, match=r"vLLM server at http://127.0.0.1:9 is not healthy"):
         serve.deploy(deployed, dead, 1)
@@ -242,6 +259,7 @@ def test_unreachable_server_is_a_clear_error(server_settings: Settings, deployed
 
 
 def test_rollback_moves_the_stable_name_back(server_settings: Settings, deployed: LibraryConfig) -> None:
+    _in_production(server_settings, deployed, 2)
     assert _ask_model(server_settings) == "servelib@v2"
     result = serve.rollback(deployed, server_settings)
     assert (result.version, result.previous) == (1, 2)

@@ -303,18 +303,18 @@ def test_tensorboard_has_eval_loss_tokens_per_second_and_hparams(settings: Setti
     assert {"train/loss", "train/learning_rate", "train/grad_norm", "eval/loss", "train/tokens_per_second"} <= tags
 
 
-def test_replay_mixes_previous_version_and_general_set() -> None:
-    from doctune.train import replay_rows
+def test_replay_adds_general_pairs_and_never_the_previous_versions() -> None:
+    from doctune.train import GENERAL_SET, replay_rows
 
     def row(q: str) -> dict:
         return {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": "a"}], "meta": {}}
 
     current = [row(f"new {i}") for i in range(40)]
-    previous = [row(f"old {i}") for i in range(40)] + current[:5]
-    mixed = replay_rows(current, previous, 0.25)
-    questions = [r["messages"][0]["content"] for r in mixed]
-    assert len(mixed) == 10 and replay_rows(current, previous, 0.25) == mixed  # deterministic
-    assert sum(q.startswith("old ") for q in questions) == 5 and not any(q.startswith("new ") for q in questions)
+    general = [json.loads(line)["messages"] for line in GENERAL_SET.read_text().splitlines() if line.strip()]
+    mixed = replay_rows(current, 0.25)
+    assert len(mixed) == 10 and replay_rows(current, 0.25) == mixed  # deterministic
+    assert all(r["messages"] in general for r in mixed)
+    assert len(replay_rows(current * 10, 0.5)) == len(general)  # at most the whole set, never a pair twice
 
 
 def test_kill_9_loses_at_most_the_steps_since_the_last_checkpoint(

@@ -217,8 +217,9 @@ class TrainParams(BaseModel):
         default=0.0,
         ge=0,
         le=0.5,
-        description="Against forgetting: add this share (of the training set's size) of pairs from the previous "
-        "dataset version and from a small built-in general Python set, half each.",
+        description="Against forgetting general coding: add this share (of the training set's size) of pairs from a "
+        "small built-in general Python set. Never the previous dataset version's pairs: those not in this version "
+        "teach yesterday's API.",
     )
     seed: int = Field(default=42, description="Seed for initialisation and data order.")
     lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = Field(

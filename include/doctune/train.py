@@ -79,20 +79,16 @@ def servable_problems(folder: Path, params: TrainParams) -> list[str]:
     return problems
 
 
-def replay_rows(current: list[dict[str, Any]], previous: list[dict[str, Any]], share: float) -> list[dict[str, Any]]:
-    """A deterministic sample, ``share`` of the training set's size, half from the previous dataset version (pairs
-    no longer in the current one) and half from the built-in general Python set: against forgetting."""
-    seen = {json.dumps(r["messages"], sort_keys=True) for r in current}
-    old = [r for r in previous if json.dumps(r["messages"], sort_keys=True) not in seen]
+def replay_rows(current: list[dict[str, Any]], share: float) -> list[dict[str, Any]]:
+    """A deterministic sample of the built-in general Python set, ``share`` of the training set's size (at most the
+    whole set): against forgetting general coding while the adapter learns the library.
+
+    Never pairs of the previous dataset version: each version trains from the base model on the library as it is
+    now, so a previous pair that is not in the current version is yesterday's API (measured: ledgerkite 0.4.0's
+    replay brought back ten pairs teaching ``leaderboard``'s old default) or a pair now held out for evaluation."""
     general = [json.loads(line) for line in GENERAL_SET.read_text().splitlines() if line.strip()]
-    want = round(len(current) * share)
-
-    def sample(pool: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
-        ranked = sorted(pool, key=lambda r: hashlib.sha256(json.dumps(r["messages"]).encode()).hexdigest())
-        return ranked[:n]
-
-    from_general = sample(general, want - want // 2 if old else want)
-    return sample(old, want - len(from_general)) + from_general
+    ranked = sorted(general, key=lambda r: hashlib.sha256(json.dumps(r["messages"]).encode()).hexdigest())
+    return ranked[: round(len(current) * share)]
 
 
 def to_prompt_completion(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -424,8 +420,7 @@ def train(
         )
     held_out = load_rows(dataset.path, "eval")
     if params.replay_share:
-        previous = registry.dataset(library.name, dataset.version - 1) if dataset.version > 1 else None
-        rows = rows + replay_rows(rows, load_rows(previous.path, "train") if previous else [], params.replay_share)
+        rows = rows + replay_rows(rows, params.replay_share)
 
     base_path = resolve_base_model(library.base_model, settings)
     key = run_key(dataset.version, library.base_model, params)
