@@ -110,6 +110,7 @@ def test_the_form_is_trainparams(dagbag) -> None:  # noqa: ANN001
         "lora_alpha",
         "lora_dropout",
         "max_seq_length",
+        "time_budget_minutes",
         "base_model",
         "force_rebuild",
         "reevaluate",
@@ -119,6 +120,7 @@ def test_the_form_is_trainparams(dagbag) -> None:  # noqa: ANN001
     assert rank.value == 16 and rank.schema["minimum"] == 1 and rank.schema["maximum"] == 256
     assert "LoRA rank" in rank.description
     assert params.get_param("num_epochs").schema["type"] == ["null", "number"]
+    assert params.get_param("time_budget_minutes").value is None
     assert params.get_param("skip_gate").value is False
 
 

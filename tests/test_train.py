@@ -303,6 +303,49 @@ def test_tensorboard_has_eval_loss_tokens_per_second_and_hparams(settings: Setti
     assert {"train/loss", "train/learning_rate", "train/grad_norm", "eval/loss", "train/tokens_per_second"} <= tags
 
 
+def test_a_time_budget_shortens_the_plan_and_ends_the_schedule_on_its_last_step(tmp_path: Path) -> None:
+    import torch
+    from transformers import DefaultFlowCallback, TrainerControl, TrainerState, TrainingArguments, get_scheduler
+
+    from doctune.train import _budget_callback
+
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, learning_rate=1e-3, warmup_steps=0.05)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=5, num_training_steps=100)
+    now = [0.0]
+    budget = _budget_callback(100.0, clock=lambda: now[0])
+    state, control, flow = TrainerState(max_steps=100), TrainerControl(), DefaultFlowCallback()
+    budget.on_train_begin(args, state, control)
+    learning_rates = []
+    while not control.should_training_stop:  # the trainer's loop: step, schedule, callbacks
+        optimizer.step()
+        scheduler.step()
+        learning_rates.append(optimizer.param_groups[0]["lr"])
+        now[0] += 2.0  # 2 s per step: 100 steps would take 200 s
+        state.global_step += 1
+        flow.on_step_end(args, state, control)
+        budget.on_step_end(args, state, control, lr_scheduler=scheduler)
+    # After 10 timed steps (20 s) the 77 s left of the budget's 97 % hold 38 more steps.
+    assert state.max_steps == state.global_step == 48
+    assert now[0] <= 100.0
+    assert learning_rates[-1] == pytest.approx(0.0, abs=1e-9)  # decayed to the end, not cut off half-way
+    assert learning_rates[20] < learning_rates[9]
+
+
+def test_a_spent_time_budget_stops_the_run_and_registers_its_adapter(
+    settings: Settings, library: LibraryConfig
+) -> None:
+    corpus.build(library, settings)
+    # A budget far shorter than one step: the run stops after its first step, as at the end of a nightly window
+    # (no warmup, whose first step has a learning rate of 0).
+    result = train(
+        library, settings, params=library.train.model_copy(update={"time_budget_minutes": 1e-6, "warmup_ratio": 0.0})
+    )
+    assert result.steps == 1
+    adapter = Registry.open(settings).adapter(library.name, result.adapter_version)
+    assert adapter.status == "candidate" and Path(adapter.path, "adapter_model.safetensors").is_file()
+
+
 def test_replay_adds_general_pairs_and_never_the_previous_versions() -> None:
     from doctune.train import GENERAL_SET, replay_rows
 

@@ -213,6 +213,15 @@ class TrainParams(BaseModel):
         description="Stop after this many evaluations without the held-out-phrasing token accuracy rising by half a "
         "point; null = always train the full budget.",
     )
+    time_budget_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        le=7 * 24 * 60,
+        description="Wall-clock minutes for the training loop (loading the model and saving the adapter come on "
+        "top). After the first steps the run times itself and, if the planned steps would not fit, trains fewer, "
+        "with the learning-rate schedule shortened to end on the last of them; null = no limit. A resumed try gets "
+        "the whole budget again.",
+    )
     replay_share: float = Field(
         default=0.0,
         ge=0,
@@ -543,6 +552,7 @@ FORM_TRAIN_FIELDS = (
     "lora_alpha",
     "lora_dropout",
     "max_seq_length",
+    "time_budget_minutes",
 )
 
 

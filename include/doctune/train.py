@@ -344,6 +344,68 @@ def _plateau_callback(patience: int) -> Any:
     return StopOnPlateau()
 
 
+# A time budget trusts the run's pace only after this many steps, and plans this share under the budget: the
+# evaluations for early stopping and the checkpoints make the pace uneven.
+BUDGET_PROBE_STEPS = 10
+BUDGET_SLACK = 0.03
+
+
+def _budget_callback(budget_s: float, clock: Callable[[], float] = time.monotonic) -> Any:
+    """Fit the run into ``budget_s`` seconds of training loop: when the pace so far says the planned steps would not
+    fit, plan fewer and end the learning-rate schedule on the last of them (stopping a cosine schedule half-way
+    would leave the adapter at a high learning rate); stop outright at the budget."""
+    from transformers import TrainerCallback
+
+    class FitTheBudget(TrainerCallback):
+        started = 0.0
+        first_step = 0
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.started, self.first_step = clock(), state.global_step
+
+        def on_step_end(self, args: Any, state: Any, control: Any, lr_scheduler: Any = None, **kwargs: Any) -> None:
+            elapsed = clock() - self.started
+            if elapsed >= budget_s:
+                log.info("time budget of %.0f s spent: stopping at step %d", budget_s, state.global_step)
+                control.should_training_stop = True
+                return
+            done = state.global_step - self.first_step
+            pace = elapsed / max(done, 1)
+            if done < BUDGET_PROBE_STEPS or elapsed + pace * (state.max_steps - state.global_step) <= budget_s:
+                return
+            fits = max(state.global_step + 1, state.global_step + int((budget_s * (1 - BUDGET_SLACK) - elapsed) / pace))
+            log.info(
+                "time budget of %.0f s: at %.2f s per step the plan of %d steps would not fit; training %d steps",
+                budget_s,
+                pace,
+                state.max_steps,
+                fits,
+            )
+            state.max_steps = fits
+            if lr_scheduler is not None:
+                _end_schedule_at(lr_scheduler, args, fits)
+
+    return FitTheBudget()
+
+
+def _end_schedule_at(scheduler: Any, args: Any, total_steps: int) -> None:
+    """Make the trainer's LambdaLR follow the same schedule as if it had been planned for ``total_steps``."""
+    import torch
+    from transformers import get_scheduler
+
+    # get_scheduler builds the lambdas the trainer would have built; a throwaway optimizer keeps the real one's
+    # learning rates untouched.
+    spare = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    planned = get_scheduler(
+        args.lr_scheduler_type,
+        spare,
+        num_warmup_steps=args.get_warmup_steps(total_steps),
+        num_training_steps=total_steps,
+        scheduler_specific_kwargs=args.lr_scheduler_kwargs,
+    )
+    scheduler.lr_lambdas = [planned.lr_lambdas[0]] * len(scheduler.lr_lambdas)
+
+
 def _answer_loss_trainer() -> type:
     """trl's SFTTrainer with a loss that sends only the answer positions through the LM head (CPU only).
 
@@ -645,6 +707,8 @@ def _fit(
     callbacks = [_log_lines_callback(), _stop_callback(run_dir, stopped), _metrics_callback(tb_dir, params)]
     if held_out and params.early_stopping_patience:
         callbacks.append(_plateau_callback(params.early_stopping_patience))
+    if params.time_budget_minutes:
+        callbacks.append(_budget_callback(params.time_budget_minutes * 60))
     if progress is not None:
         callbacks.append(_progress_callback(progress))
     trl_loss = fit.loss == "trl" or cuda or backend.name == "unsloth" or not plain_logits(model)
