@@ -12,6 +12,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from doctune.names import Decision
 from operators.hooks import GitHook, VLLMHook
 
 
@@ -244,7 +245,7 @@ class DeployOperator(BaseOperator):
         *,
         library: str,
         adapter_version: Any,
-        decision: Any = "promote",
+        decision: Any = Decision.PROMOTE,
         skipped_gate_by: Any = None,
         vllm_conn_id: str = VLLMHook.default_conn_name,
         **kwargs: Any,
@@ -260,11 +261,11 @@ class DeployOperator(BaseOperator):
         from doctune.serve import deploy, ensure_gateway
 
         admin = str(self.skipped_gate_by) if _given(self.skipped_gate_by) else None
-        if self.decision != "promote" and admin is None:
+        if self.decision != Decision.PROMOTE and admin is None:
             raise AirflowSkipException(f"the gate rejected v{self.adapter_version}: production stays as it is")
         library, settings = _adapter_library(self.library, self.adapter_version)
         settings = _vllm_settings(settings, self.vllm_conn_id)
-        gate_skipped = admin if self.decision != "promote" else None
+        gate_skipped = admin if self.decision != Decision.PROMOTE else None
         result = deploy(library, settings, int(self.adapter_version), skipped_gate_by=gate_skipped)
         ensure_gateway(settings)
         return result.to_dict()

@@ -379,11 +379,12 @@ def bench_evaluation(settings: Settings, library: LibraryConfig) -> None:
     """Evaluation wall time with all three models (base, production, candidate) on the demo library."""
     from doctune import serve
     from doctune.evaluate import evaluate
+    from doctune.names import AdapterStatus
     from doctune.registry import Registry
 
     registry = Registry.open(settings)
     production = registry.production(library.name)
-    candidate = next(a for a in reversed(registry.adapters(library.name)) if a.status != "production")
+    candidate = next(a for a in reversed(registry.adapters(library.name)) if a.status != AdapterStatus.PRODUCTION)
     assert production is not None
     started = time.perf_counter()
     result = evaluate(library, settings, candidate.version)

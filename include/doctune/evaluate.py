@@ -35,6 +35,7 @@ from typing import Any
 from doctune import freshness
 from doctune.config import GateParams, LibraryConfig, Settings
 from doctune.errors import DoctuneError
+from doctune.names import LOWER_IS_BETTER, AdapterStatus, Decision
 from doctune.sandbox import require_minimum
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ EVAL_REQUEST_SECONDS = 600.0
 SANDBOX_WORKERS = 2
 # Items asked per round; between rounds the time budget is checked (a stratified sample of the suite, in order).
 ROUND = 32
-LOWER_IS_BETTER = {"heldout_loss", "hallucination_rate", "answers_with_hallucination", "stale_rate"}
 # Fewer library names than this in a model's answers make its hallucination rate too noisy to gate on: at 50
 # references a rate near 0.3 still has a standard error of about 0.065, more than the default bound of 0.05.
 MIN_REFERENCES = 50
@@ -76,7 +76,7 @@ class EvalResult:
     library: str
     adapter_version: int
     production_version: int | None
-    decision: str  # "promote" or "reject"
+    decision: Decision
     reasons: list[str]
     metrics: dict[str, dict[str, float]]
     samples: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # "wins" and "losses"
@@ -348,7 +348,7 @@ def _reliable(metric: str, metrics: dict[str, dict[str, float]], counts: dict[st
 
 def gate(
     params: GateParams, metrics: dict[str, dict[str, float]], counts: dict[str, int] | None = None
-) -> tuple[str, list[str]]:
+) -> tuple[Decision, list[str]]:
     """Promote only if the primary metric beats base (and production, by the margin), held-out loss did not get
     worse than base's, the general floor did not fall and hallucinations did not rise beyond their bounds; when the
     version changed the API, enough diff probes are answered right and stale answers did not rise. Every
@@ -362,7 +362,7 @@ def gate(
         metric = "heldout_loss"
     value = candidate.get(metric)
     if value is None or not math.isfinite(value):
-        return "reject", [*reasons, f"candidate has no finite {metric} ({value}); nothing to promote on"]
+        return Decision.REJECT, [*reasons, f"candidate has no finite {metric} ({value}); nothing to promote on"]
     ok = True
 
     def check(passed: bool, text: str) -> None:
@@ -422,7 +422,7 @@ def gate(
             f"hallucinated-API rate {candidate['hallucination_rate']:.2f} vs {against} "
             f"{reference['hallucination_rate']:.2f} (may rise {params.max_hallucination_increase:.2f})",
         )
-    return ("promote" if ok else "reject"), reasons
+    return (Decision.PROMOTE if ok else Decision.REJECT), reasons
 
 
 def wins_and_losses(
@@ -665,8 +665,8 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
         decision=decision,
         reasons=reasons,
     )
-    if decision == "reject":
-        registry.set_adapter_status(library.name, candidate.version, "rejected")
+    if decision == Decision.REJECT:
+        registry.set_adapter_status(library.name, candidate.version, AdapterStatus.REJECTED)
     log.info("gate: %s v%d (%s)", decision, candidate.version, "; ".join(reasons))
 
     compared = {role: value for role, value in scores.items() if value}

@@ -30,6 +30,7 @@ from starlette.routing import Route
 
 from doctune.config import Settings, check_serving_keys
 from doctune.errors import DoctuneError
+from doctune.names import parse_served_name
 from doctune.registry import Registry
 from doctune.serve import UPSTREAM_LIMITS, reconcile
 
@@ -190,8 +191,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
         try:
             reply = await forward()
-            # Only a versioned name (every name doctune serves is "<lib>@v<N>") is worth a reconcile.
-            if reply.status_code == 404 and "@v" in str(body.get("model")) and await reconciled():
+            # Only an adapter version's name is worth a reconcile: the base model is always loaded.
+            missing_version = parse_served_name(str(body.get("model"))) is not None
+            if reply.status_code == 404 and missing_version and await reconciled():
                 await reply.aclose()
                 reply = await forward()
         except httpx.TransportError:

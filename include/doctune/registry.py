@@ -43,6 +43,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from doctune.config import Settings
 from doctune.errors import DoctuneError
+from doctune.names import AdapterStatus, RunStatus, served_name
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class TrainingRun(Base):
     dataset_version: Mapped[int] = mapped_column(Integer)
     base_model: Mapped[str] = mapped_column(Text)
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="running")
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING)
     steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
     train_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
     output_dir: Mapped[str] = mapped_column(Text)
@@ -101,7 +102,8 @@ class TrainingRun(Base):
 
 
 class Adapter(Base):
-    """A trained LoRA adapter. status: candidate -> production | rejected; production -> previous -> retired."""
+    """A trained LoRA adapter. status (an AdapterStatus): candidate -> production | rejected; production ->
+    previous -> retired."""
 
     __tablename__ = "adapters"
     __table_args__ = (UniqueConstraint("library", "version"),)
@@ -114,12 +116,12 @@ class Adapter(Base):
     path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     rank: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="candidate")
+    status: Mapped[str] = mapped_column(String(16), default=AdapterStatus.CANDIDATE)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     @property
     def served_name(self) -> str:
-        return f"{self.library}@v{self.version}"
+        return served_name(self.library, self.version)
 
 
 class Evaluation(Base):
@@ -325,18 +327,20 @@ class Registry:
         with self.transaction() as s:
             stale = list(
                 s.scalars(
-                    select(TrainingRun).where(TrainingRun.output_dir == output_dir, TrainingRun.status == "running")
+                    select(TrainingRun).where(
+                        TrainingRun.output_dir == output_dir, TrainingRun.status == RunStatus.RUNNING
+                    )
                 )
             )
             for run in stale:
-                run.status, run.finished_at = "interrupted", utcnow()
+                run.status, run.finished_at = RunStatus.INTERRUPTED, utcnow()
         return len(stale)
 
     def finish_run(
         self,
         run_id: int,
         *,
-        status: str,
+        status: RunStatus,
         steps: int | None = None,
         train_loss: float | None = None,
         error: str | None = None,
@@ -346,7 +350,7 @@ class Registry:
             run.status, run.steps, run.train_loss, run.error = status, steps, train_loss, error
             run.finished_at = utcnow()
 
-    def runs(self, library: str, status: str | None = None) -> list[TrainingRun]:
+    def runs(self, library: str, status: RunStatus | None = None) -> list[TrainingRun]:
         with self.transaction() as s:
             query = select(TrainingRun).where(TrainingRun.library == library)
             if status:
@@ -411,7 +415,7 @@ class Registry:
             return s.scalars(
                 select(Adapter)
                 .join(TrainingRun, Adapter.training_run_id == TrainingRun.id)
-                .where(TrainingRun.output_dir == output_dir, TrainingRun.status == "succeeded")
+                .where(TrainingRun.output_dir == output_dir, TrainingRun.status == RunStatus.SUCCEEDED)
                 .order_by(Adapter.version.desc())
                 .limit(1)
             ).first()
@@ -429,7 +433,7 @@ class Registry:
                 select(Adapter).where(Adapter.library == library, Adapter.version == alias.adapter_version)
             ).first()
 
-    def set_adapter_status(self, library: str, version: int, status: str) -> None:
+    def set_adapter_status(self, library: str, version: int, status: AdapterStatus) -> None:
         with self.transaction() as s:
             adapter = s.scalars(select(Adapter).where(Adapter.library == library, Adapter.version == version)).one()
             adapter.status = status
@@ -478,7 +482,7 @@ class Registry:
                 with self.transaction() as s:
                     alias = s.get(Alias, library)
                     previous = alias.adapter_version if alias else None
-                    served = f"{library}@v{version}"
+                    served = served_name(library, version)
                     if alias is None:
                         s.add(Alias(library=library, served_name=served, adapter_version=version))
                         s.flush()
@@ -495,11 +499,11 @@ class Registry:
                             raise _AliasMoved
                     for adapter in s.scalars(select(Adapter).where(Adapter.library == library)):
                         if adapter.version == version:
-                            adapter.status = "production"
+                            adapter.status = AdapterStatus.PRODUCTION
                         elif adapter.version == previous:
-                            adapter.status = "previous"
-                        elif adapter.status in ("production", "previous"):
-                            adapter.status = "retired"
+                            adapter.status = AdapterStatus.PREVIOUS
+                        elif adapter.status in (AdapterStatus.PRODUCTION, AdapterStatus.PREVIOUS):
+                            adapter.status = AdapterStatus.RETIRED
                     s.add(
                         Deployment(
                             library=library,

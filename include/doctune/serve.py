@@ -23,12 +23,9 @@ import httpx
 
 from doctune.config import LibraryConfig, Settings
 from doctune.errors import DoctuneError
+from doctune.names import AdapterStatus, parse_served_name, served_name
 
 log = logging.getLogger(__name__)
-
-
-def served_name(library: str, version: int) -> str:
-    return f"{library}@v{version}"
 
 
 def base_served_name(base_model: str) -> str:
@@ -356,7 +353,7 @@ def deploy(
     registry = Registry.open(settings)
     adapter = registry.adapter(library.name, version)
     name = served_name(library.name, version)
-    if adapter.status == "production":
+    if adapter.status == AdapterStatus.PRODUCTION:
         # A retried deploy task: promoting again would make the version its own rollback target.
         client = ensure_vllm(settings, library)
         ensure_loaded(client, name, adapter.path)
@@ -380,7 +377,8 @@ def deploy(
         previous = registry.promote(library.name, version)
     keep = {name} | ({served_name(library.name, previous)} if previous else set())
     for model in client.models():
-        if model.get("parent") and model["id"].startswith(f"{library.name}@v") and model["id"] not in keep:
+        version_of = parse_served_name(model["id"])
+        if model.get("parent") and version_of and version_of[0] == library.name and model["id"] not in keep:
             client.unload_adapter(model["id"])
             log.info("unloaded %s (older than the rollback version)", model["id"])
     log.info(
@@ -394,7 +392,7 @@ def deploy(
 
 def rollback_target(registry: Any, library: str) -> int | None:
     """The version a rollback goes back to: the production version before the current one."""
-    previous = [a.version for a in registry.adapters(library) if a.status == "previous"]
+    previous = [a.version for a in registry.adapters(library) if a.status == AdapterStatus.PREVIOUS]
     return previous[-1] if previous else None
 
 
@@ -404,7 +402,8 @@ def serving_set(registry: Any, base: str) -> list[Any]:
         adapter
         for library in registry.aliases()
         for adapter in registry.adapters(library)
-        if adapter.status in ("production", "previous") and base_served_name(adapter.base_model) == base
+        if adapter.status in (AdapterStatus.PRODUCTION, AdapterStatus.PREVIOUS)
+        and base_served_name(adapter.base_model) == base
     ]
 
 
@@ -452,7 +451,7 @@ def unload_version(library: LibraryConfig, settings: Settings, version: int) -> 
     from doctune.registry import Registry
 
     adapter = Registry.open(settings).adapter(library.name, version)
-    if adapter.status == "production":
+    if adapter.status == AdapterStatus.PRODUCTION:
         raise DoctuneError(
             f"{adapter.served_name} answers for the stable name {library.name}: roll back or deploy another "
             "version first"
@@ -475,9 +474,10 @@ def server_status(settings: Settings) -> dict[str, Any]:
     models = []
     for model in client.models():
         row: dict[str, Any] = {"name": model["id"], "base": model.get("parent") or None}
-        library, _, version = model["id"].partition("@v")
-        if model.get("parent") and version.isdigit():
-            adapter = registry.adapter(library, int(version))
+        version_of = parse_served_name(model["id"])
+        if model.get("parent") and version_of:
+            library, version = version_of
+            adapter = registry.adapter(library, version)
             evaluation = registry.latest_evaluation(library, adapter.version)
             row |= {
                 "status": adapter.status,

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from doctune.config import LibraryConfig, Settings, TrainParams
 from doctune.errors import DoctuneError
+from doctune.names import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def request_stop(settings: Settings, library: str) -> list[Path]:
     from doctune.registry import Registry
 
     requested = []
-    for run in Registry.open(settings).runs(library, status="running"):
+    for run in Registry.open(settings).runs(library, status=RunStatus.RUNNING):
         stop = Path(run.output_dir) / STOP_FILE
         if stop.parent.is_dir():
             stop.touch()
@@ -539,10 +540,10 @@ def train(
                 )
         except BaseException as exc:
             shutil.rmtree(staged, ignore_errors=True)  # a half-copied adapter only takes space; the run folder has it
-            status = "stopped" if isinstance(exc, TrainingStopped) else "failed"
+            status = RunStatus.STOPPED if isinstance(exc, TrainingStopped) else RunStatus.FAILED
             registry.finish_run(run.id, status=status, error=str(exc)[:2000])
             raise
-        registry.finish_run(run.id, status="succeeded", steps=steps, train_loss=loss)
+        registry.finish_run(run.id, status=RunStatus.SUCCEEDED, steps=steps, train_loss=loss)
     log.info(
         "adapter v%d of %s trained: %d steps, final loss %s -> %s",
         adapter.version,

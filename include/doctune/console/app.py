@@ -53,6 +53,7 @@ from doctune.config import (
 from doctune.console import auth, data
 from doctune.console.render import answer_html, stylesheet
 from doctune.errors import DoctuneError
+from doctune.names import Decision, RunStatus, parse_served_name
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -650,7 +651,7 @@ def create_app(
 
     async def run_resume(request: Request) -> Response:
         run = _run(request)
-        if run.status in ("running", "succeeded"):
+        if run.status in (RunStatus.RUNNING, RunStatus.SUCCEEDED):
             raise DoctuneError(f"run {run.id} is {run.status}: only a stopped, interrupted or failed run resumes")
         params = TrainParams.model_validate(run.params)
         library = get_library(settings, run.library)
@@ -723,7 +724,7 @@ def create_app(
             return _back(back, error="choose a version to promote")
         evaluation = registry().latest_evaluation(library.name, int(version))
         overridden_by = None
-        if evaluation is None or evaluation.decision != "promote":
+        if evaluation is None or evaluation.decision != Decision.PROMOTE:
             why = "was never evaluated" if evaluation is None else "was rejected by the gate (its reasons are below)"
             reason = " ".join(str(form.get("override_reason") or "").split())
             if not (form.get("override") and reason):
@@ -806,15 +807,16 @@ def create_app(
         form = await request.form()
         action = request.path_params["action"]
         name = str(form.get("name", ""))
-        library_name, _, version = name.partition("@v")
+        version_of = parse_served_name(name)
+        library_name = version_of[0] if version_of else name
         if action not in ("load", "unload"):
             return _back("/models", error=f"unknown action {action!r}: load or unload")
-        if not version.isdigit():
+        if version_of is None:
             return _back("/models", error=f"{name!r} is not an adapter version (<library>@v<N>)")
         function = load_version if action == "load" else unload_version
         try:
             library = get_library(settings, library_name)
-            done = await run_in_threadpool(function, library, settings, int(version))
+            done = await run_in_threadpool(function, library, settings, version_of[1])
         except DoctuneError as exc:
             return answered(request, action, "/models", error=str(exc), library=library_name)
         return answered(request, action, "/models", ok=f"{action}ed {done}", library=library_name)

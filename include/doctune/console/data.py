@@ -14,7 +14,8 @@ from typing import Any
 
 from doctune.config import LibraryConfig, Settings, TrainParams, library_files, load_library
 from doctune.errors import DoctuneError
-from doctune.evaluate import HEADLINE, LOWER_IS_BETTER
+from doctune.evaluate import HEADLINE
+from doctune.names import LOWER_IS_BETTER, AdapterStatus
 
 SPLITS = ("train", "eval", "rejected")
 # Leaderboard columns first in the order evaluation reports lead with, then any other metric the suite produced.
@@ -319,7 +320,14 @@ def leaderboard(registry: Any, library: str) -> dict[str, Any]:
                 "evaluated_at": evaluation.created_at if evaluation else None,
             }
         )
-    order = {"production": 0, "previous": 1, "candidate": 2, "rejected": 3, "retired": 4}
+    shown_first = (
+        AdapterStatus.PRODUCTION,
+        AdapterStatus.PREVIOUS,
+        AdapterStatus.CANDIDATE,
+        AdapterStatus.REJECTED,
+        AdapterStatus.RETIRED,
+    )
+    order = {status: place for place, status in enumerate(shown_first)}
     rows.sort(key=lambda r: (order.get(r["status"], 5), -r["version"]))
     if base_metrics is not None:
         rows.insert(
