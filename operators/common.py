@@ -21,9 +21,10 @@ log = logging.getLogger("doctune")
 def libraries() -> Iterator[tuple[str, LibraryConfig | None, str]]:
     """(name, config, error) for each library config file; a broken file gives its error instead of a config,
     so that one library's typo never hides the others' DAGs."""
-    for path in library_files(Settings()):
+    settings = Settings()
+    for path in library_files(settings):
         try:
-            yield path.stem.lower(), load_library(path), ""
+            yield path.stem.lower(), load_library(path, settings.base_model), ""
         except DoctuneError as exc:
             yield path.stem.lower(), None, str(exc)
 

@@ -70,6 +70,7 @@ class CheckParamsOperator(BaseOperator):
         from pydantic import ValidationError
 
         from doctune.config import FORM_TRAIN_FIELDS, TrainParams, validation_messages
+        from doctune.errors import DoctuneError
 
         library, settings = _library(self.library)
         form = dict(self.form or {})
@@ -78,11 +79,10 @@ class CheckParamsOperator(BaseOperator):
             params = TrainParams.model_validate(library.train.model_dump() | overrides)
         except ValidationError as exc:
             raise AirflowFailException(f"invalid training parameters: {'; '.join(validation_messages(exc))}") from None
-        if params.lora_rank > settings.vllm_max_lora_rank:
-            raise AirflowFailException(
-                f"lora_rank={params.lora_rank} is above the server's --max-lora-rank {settings.vllm_max_lora_rank}: "
-                "vLLM could not serve the adapter; choose a lower rank"
-            )
+        try:
+            settings.check_servable_rank(params.lora_rank)
+        except DoctuneError as exc:
+            raise AirflowFailException(str(exc)) from None
         base_model = str(form.get("base_model") or library.base_model)
         user = getattr(context["dag_run"], "triggering_user_name", None)
         skipped_gate_by = None

@@ -4,6 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from doctune.config import (
+    TRAIN_PRESETS,
     LibraryConfig,
     Settings,
     TrainParams,
@@ -26,6 +27,19 @@ def test_library_name_must_be_safe(name: str) -> None:
         LibraryConfig(name=name, repo_url="file:///x")
 
 
+@pytest.mark.parametrize("preset", sorted(TRAIN_PRESETS))
+def test_every_preset_is_valid_and_servable_with_the_default_limits(preset: str) -> None:
+    library = LibraryConfig(name="widgets", repo_url="file:///x", preset=preset)
+    Settings().check_servable_rank(library.train.lora_rank)
+
+
+def test_a_rank_above_the_serving_limit_is_named_with_the_fix() -> None:
+    with pytest.raises(
+        DoctuneError, match="lora_rank=32 is above the serving limit --max-lora-rank 16: .*lower lora_rank"
+    ):
+        Settings(vllm_max_lora_rank=16).check_servable_rank(32)
+
+
 def test_alpha_far_above_rank_is_refused() -> None:
     with pytest.raises(ValidationError, match="lora_alpha=128 is more than 4x lora_rank=8"):
         TrainParams(lora_rank=8, lora_alpha=128)
@@ -44,6 +58,19 @@ def test_round_trip_and_lookup(settings: Settings) -> None:
     path = write_library(settings, library)
     assert load_library(path) == library
     assert get_library(settings, "acme").train.max_steps == 7
+
+
+def test_doctune_base_model_is_the_base_of_configs_that_name_none(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.libraries_path.mkdir(parents=True)
+    (settings.libraries_path / "acme.yaml").write_text("name: acme\nrepo_url: file:///x\n")
+    (settings.libraries_path / "own.yaml").write_text("name: own\nrepo_url: file:///x\nbase_model: tiny-llama\n")
+    assert get_library(settings, "acme").base_model == "smollm2-135m-instruct"
+    monkeypatch.setenv("DOCTUNE_BASE_MODEL", "Qwen/Qwen2.5-Coder-1.5B-Instruct")  # as compose sets it
+    served = Settings(home=settings.home)
+    assert get_library(served, "acme").base_model == "Qwen/Qwen2.5-Coder-1.5B-Instruct"
+    assert get_library(served, "own").base_model == "tiny-llama"  # a config's own choice wins
 
 
 def test_unknown_library_lists_known_ones(settings: Settings) -> None:

@@ -39,7 +39,7 @@ def test_the_form_defaults_pass_and_reach_the_trainer(acme: LibraryConfig) -> No
     [
         ({"lora_rank": 4, "lora_alpha": 64}, "lora_alpha=64 is more than 4x lora_rank=4"),
         ({"learning_rate": 0.5}, "learning_rate: Input should be less than or equal to 0.01"),
-        ({"lora_rank": 64, "lora_alpha": 64}, "above the server's --max-lora-rank 16"),
+        ({"lora_rank": 64, "lora_alpha": 64}, "above the serving limit --max-lora-rank 16"),
     ],
 )
 def test_bad_values_fail_the_first_task_naming_the_field(acme: LibraryConfig, form: dict, message: str) -> None:

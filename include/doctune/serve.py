@@ -326,10 +326,7 @@ def check_adapter(settings: Settings, adapter: Any) -> None:
         raise DoctuneError(f"adapter folder {folder} is missing or has no adapter_config.json; retrain it")
     if adapter_digest(folder) != adapter.sha256:
         raise DoctuneError(f"adapter {folder} changed since it was registered (checksum mismatch); retrain it")
-    if adapter.rank > settings.vllm_max_lora_rank:
-        raise DoctuneError(
-            f"adapter rank {adapter.rank} exceeds the server's --max-lora-rank {settings.vllm_max_lora_rank}"
-        )
+    settings.check_servable_rank(adapter.rank)
 
 
 def preflight(settings: Settings, library: LibraryConfig, adapter: Any) -> None:

@@ -462,12 +462,7 @@ def train(
     from doctune.registry import Registry
 
     params = params or library.train
-    if params.lora_rank > settings.vllm_max_lora_rank:
-        raise DoctuneError(
-            f"lora_rank={params.lora_rank} is above the serving limit --max-lora-rank "
-            f"{settings.vllm_max_lora_rank}: vLLM would refuse the adapter; lower lora_rank or raise "
-            "DOCTUNE_VLLM_MAX_LORA_RANK together with the server's flag"
-        )
+    settings.check_servable_rank(params.lora_rank)
     registry = Registry.open(settings)
     dataset = (
         registry.dataset(library.name, dataset_version) if dataset_version else registry.latest_dataset(library.name)

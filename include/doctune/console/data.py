@@ -28,7 +28,7 @@ def libraries(settings: Settings) -> tuple[list[LibraryConfig], list[str]]:
     found, problems = [], []
     for path in library_files(settings):
         try:
-            found.append(load_library(path))
+            found.append(load_library(path, settings.base_model))
         except DoctuneError as exc:
             problems.append(str(exc))
     return found, problems
