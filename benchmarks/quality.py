@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import tempfile
 import time
@@ -181,6 +182,9 @@ def targets(libraries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def main() -> None:
+    # The training's own lines: rows and tokens per epoch, and what the time budget planned.
+    logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("doctune.train").setLevel(logging.INFO)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="Libraries to run (default: all).")
     everything = [DEMO_NAME, *TRAINED, *CORPUS_ONLY]

@@ -2,6 +2,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -303,7 +304,9 @@ def test_tensorboard_has_eval_loss_tokens_per_second_and_hparams(settings: Setti
     assert {"train/loss", "train/learning_rate", "train/grad_norm", "eval/loss", "train/tokens_per_second"} <= tags
 
 
-def test_a_time_budget_shortens_the_plan_and_ends_the_schedule_on_its_last_step(tmp_path: Path) -> None:
+def _train_on_a_clock(tmp_path: Path, budget_s: float, seconds_per_step: Any) -> tuple[Any, list[float], float]:
+    """Drive the budget callback as the trainer does (step, schedule, callbacks) for a plan of 100 steps of 100
+    tokens each, on a clock that advances ``seconds_per_step(step)`` per step."""
     import torch
     from transformers import DefaultFlowCallback, TrainerControl, TrainerState, TrainingArguments, get_scheduler
 
@@ -313,23 +316,39 @@ def test_a_time_budget_shortens_the_plan_and_ends_the_schedule_on_its_last_step(
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
     scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=5, num_training_steps=100)
     now = [0.0]
-    budget = _budget_callback(100.0, clock=lambda: now[0])
+    budget = _budget_callback(budget_s, planned_tokens=100 * 100, clock=lambda: now[0])
     state, control, flow = TrainerState(max_steps=100), TrainerControl(), DefaultFlowCallback()
     budget.on_train_begin(args, state, control)
     learning_rates = []
-    while not control.should_training_stop:  # the trainer's loop: step, schedule, callbacks
+    while not control.should_training_stop:
         optimizer.step()
         scheduler.step()
         learning_rates.append(optimizer.param_groups[0]["lr"])
-        now[0] += 2.0  # 2 s per step: 100 steps would take 200 s
+        now[0] += seconds_per_step(state.global_step)
         state.global_step += 1
+        state.num_input_tokens_seen += 100
         flow.on_step_end(args, state, control)
         budget.on_step_end(args, state, control, lr_scheduler=scheduler)
-    # After 10 timed steps (20 s) the 77 s left of the budget's 97 % hold 38 more steps.
-    assert state.max_steps == state.global_step == 48
-    assert now[0] <= 100.0
+    return state, learning_rates, now[0]
+
+
+def test_a_time_budget_shortens_the_plan_and_ends_the_schedule_on_its_last_step(tmp_path: Path) -> None:
+    # 2 s per step: the 100 planned steps would take 200 s of a 100 s budget.
+    state, learning_rates, spent = _train_on_a_clock(tmp_path, 100.0, lambda step: 2.0)
+    # After 10 timed steps (20 s), the 77 s left of the budget's 97 % hold 38 more steps.
+    assert state.max_steps == state.global_step == 48 and spent <= 100.0
     assert learning_rates[-1] == pytest.approx(0.0, abs=1e-9)  # decayed to the end, not cut off half-way
     assert learning_rates[20] < learning_rates[9]
+
+
+def test_a_slow_start_does_not_cut_the_plan_for_good(tmp_path: Path) -> None:
+    # The longest batches come first: 8 s a step for ten steps, then 1 s. The whole plan takes 170 s of 200.
+    state, learning_rates, spent = _train_on_a_clock(tmp_path, 200.0, lambda step: 8.0 if step < 10 else 1.0)
+    assert state.global_step == 100 and spent <= 200.0
+    assert learning_rates[-1] == pytest.approx(0.0, abs=1e-9)
+    # A fixed budget that does not fit stops outright once spent.
+    state, _, spent = _train_on_a_clock(tmp_path, 30.0, lambda step: 8.0 if step < 10 else 1.0)
+    assert state.global_step == 4 and spent >= 30.0
 
 
 def test_a_spent_time_budget_stops_the_run_and_registers_its_adapter(

@@ -345,24 +345,31 @@ def _plateau_callback(patience: int) -> Any:
     return StopOnPlateau()
 
 
-# A time budget trusts the run's pace only after this many steps, and plans this share under the budget: the
-# evaluations for early stopping and the checkpoints make the pace uneven.
+# A time budget trusts the run's pace only after this many steps, plans this share under the budget (the
+# evaluations for early stopping and the checkpoints make the pace uneven), and moves the plan only by more than
+# BUDGET_REPLAN_SHARE of it, so the learning-rate schedule is not redrawn on every step.
 BUDGET_PROBE_STEPS = 10
 BUDGET_SLACK = 0.03
+BUDGET_REPLAN_SHARE = 0.01
 
 
-def _budget_callback(budget_s: float, clock: Callable[[], float] = time.monotonic) -> Any:
-    """Fit the run into ``budget_s`` seconds of training loop: when the pace so far says the planned steps would not
-    fit, plan fewer and end the learning-rate schedule on the last of them (stopping a cosine schedule half-way
-    would leave the adapter at a high learning rate); stop outright at the budget."""
+def _budget_callback(budget_s: float, planned_tokens: int, clock: Callable[[], float] = time.monotonic) -> Any:
+    """Fit the run into ``budget_s`` seconds of training loop, ``planned_tokens`` being the tokens its planned steps
+    train on: plan as many steps as the pace so far says fit, never more than planned, and end the learning-rate
+    schedule on the last of them (stopping a cosine schedule half-way would leave the adapter at a high learning
+    rate); stop outright at the budget.
+
+    The pace is counted in seconds per token, not per step: batches grouped by length put the longest first, so
+    the first steps are the slowest and a per-step pace would plan far too few."""
     from transformers import TrainerCallback
 
     class FitTheBudget(TrainerCallback):
         started = 0.0
-        first_step = 0
+        first_step = tokens_before = planned_steps = 0
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.started, self.first_step = clock(), state.global_step
+            self.tokens_before, self.planned_steps = state.num_input_tokens_seen, state.max_steps
 
         def on_step_end(self, args: Any, state: Any, control: Any, lr_scheduler: Any = None, **kwargs: Any) -> None:
             elapsed = clock() - self.started
@@ -370,17 +377,27 @@ def _budget_callback(budget_s: float, clock: Callable[[], float] = time.monotoni
                 log.info("time budget of %.0f s spent: stopping at step %d", budget_s, state.global_step)
                 control.should_training_stop = True
                 return
-            done = state.global_step - self.first_step
-            pace = elapsed / max(done, 1)
-            if done < BUDGET_PROBE_STEPS or elapsed + pace * (state.max_steps - state.global_step) <= budget_s:
+            tokens = state.num_input_tokens_seen - self.tokens_before
+            if state.global_step - self.first_step < BUDGET_PROBE_STEPS or tokens <= 0:
                 return
-            fits = max(state.global_step + 1, state.global_step + int((budget_s * (1 - BUDGET_SLACK) - elapsed) / pace))
+            needed = elapsed / tokens * max(planned_tokens - state.num_input_tokens_seen, 0)
+            available = budget_s * (1 - BUDGET_SLACK) - elapsed
+            steps_left = self.planned_steps - state.global_step
+            fits = (
+                self.planned_steps if needed <= available else state.global_step + int(steps_left * available / needed)
+            )
+            fits = max(fits, state.global_step + 1)
+            small = abs(fits - state.max_steps) <= BUDGET_REPLAN_SHARE * self.planned_steps
+            if fits == state.max_steps or (small and fits != self.planned_steps):
+                return
             log.info(
-                "time budget of %.0f s: at %.2f s per step the plan of %d steps would not fit; training %d steps",
+                "time budget of %.0f s: %.0f s spent on %d tokens, %.0f s left; planning %d steps of the %d planned",
                 budget_s,
-                pace,
-                state.max_steps,
+                elapsed,
+                tokens,
+                available,
                 fits,
+                self.planned_steps,
             )
             state.max_steps = fits
             if lr_scheduler is not None:
@@ -703,8 +720,6 @@ def _fit(
     callbacks = [_log_lines_callback(), _stop_callback(run_dir, stopped), _metrics_callback(tb_dir, params)]
     if held_out and params.early_stopping_patience:
         callbacks.append(_plateau_callback(params.early_stopping_patience))
-    if params.time_budget_minutes:
-        callbacks.append(_budget_callback(params.time_budget_minutes * 60))
     if progress is not None:
         callbacks.append(_progress_callback(progress))
     trl_loss = fit.loss == "trl" or cuda or backend.name == "unsloth" or not plain_logits(model)
@@ -731,6 +746,12 @@ def _fit(
         steps_per_epoch,
         eval_steps,
     )
+    if params.time_budget_minutes:
+        # The tokens its planned steps train on: whole epochs of these rows, or max_steps batches of average rows.
+        epoch_tokens = sum(min(n, params.max_seq_length) for n in lengths)
+        rows_per_step = params.batch_size * params.gradient_accumulation_steps
+        epochs = params.num_epochs or params.max_steps * rows_per_step / len(lengths)
+        trainer.add_callback(_budget_callback(params.time_budget_minutes * 60, round(epoch_tokens * epochs)))
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if stopped:
         (run_dir / STOP_FILE).unlink(missing_ok=True)
