@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 from doctune.registry import VERSION_TABLE, Registry, migrate
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
     url = (
         f"sqlite:///{tmp_path / 'registry.db'}"
@@ -168,6 +168,7 @@ def test_lease_is_exclusive_expires_and_can_replace_a_dead_holder(registry: Regi
     assert registry.acquire_lease("train:other", "d", ttl=60)  # one lease per name
 
 
+@pytest.mark.integration
 def test_the_registry_survives_a_postgres_restart(postgres_url: str, tmp_path: Path) -> None:
     """Every connection of the pool dies (what a server restart does to clients): the next call reconnects, and the
     data written before is all there, once."""

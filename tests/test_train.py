@@ -12,9 +12,8 @@ from doctune.errors import DoctuneError
 from doctune.registry import Registry
 from doctune.train import adapter_digest, servable_problems, train
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_train_registers_an_adapter_vllm_can_load(settings: Settings, library: LibraryConfig) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -40,6 +39,7 @@ def test_train_registers_an_adapter_vllm_can_load(settings: Settings, library: L
     assert len(events.Scalars("train/loss")) >= 3
 
 
+@pytest.mark.slow
 def test_retry_of_a_finished_run_returns_its_adapter(settings: Settings, library: LibraryConfig) -> None:
     corpus.build(library, settings)
     first = train(library, settings)
@@ -55,6 +55,7 @@ def test_retry_of_a_finished_run_returns_its_adapter(settings: Settings, library
     assert bigger.adapter_version == 2 and bigger.steps == 25
 
 
+@pytest.mark.slow
 def test_rank_above_the_serving_limit_fails_before_training(settings: Settings, library: LibraryConfig) -> None:
     corpus.build(library, settings)
     with pytest.raises(DoctuneError, match="lora_rank=64 is above the serving limit --max-lora-rank 16"):
@@ -90,6 +91,7 @@ def test_empty_dataset_version_registers_nothing(settings: Settings, library: Li
     assert registry.adapters(library.name) == [] and registry.runs(library.name) == []
 
 
+@pytest.mark.slow
 def test_missing_base_model_registers_nothing(settings: Settings, library: LibraryConfig, tmp_path: Path) -> None:
     corpus.build(library, settings)
     broken = library.model_copy(update={"base_model": str(tmp_path / "no-such-model")})
@@ -131,6 +133,7 @@ def test_an_adapter_vllm_would_refuse_or_serve_as_a_no_op_is_named(tmp_path: Pat
     ]
 
 
+@pytest.mark.slow
 def test_qlora_4bit_path_trains_on_cpu(settings: Settings, library: LibraryConfig) -> None:
     corpus.build(library, settings)
     params = library.train.model_copy(update={"max_steps": 6, "save_steps": 6, "load_in_4bit": True, "backend": "peft"})
@@ -140,6 +143,7 @@ def test_qlora_4bit_path_trains_on_cpu(settings: Settings, library: LibraryConfi
     assert Registry.open(settings).run(result.run_id).params["load_in_4bit"] is True
 
 
+@pytest.mark.slow
 def test_packing_packs_and_epochs_count_packed_rows(
     settings: Settings, library: LibraryConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -174,6 +178,7 @@ def test_packing_packs_and_epochs_count_packed_rows(
     assert adapter.status == "candidate" and Path(adapter.path, "adapter_model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_stop_request_checkpoints_and_a_rerun_resumes(
     settings: Settings, library: LibraryConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -198,6 +203,7 @@ def test_stop_request_checkpoints_and_a_rerun_resumes(
     assert logged == [5, 10, 15, 20]  # one continuous history across the stop, no restart from step 0
 
 
+@pytest.mark.slow
 def test_corrupt_latest_checkpoint_is_set_aside(settings: Settings, library: LibraryConfig) -> None:
     from doctune.train import latest_good_checkpoint, run_key
 
@@ -256,6 +262,7 @@ def _fill_disk_at(checkpoint: str, shape: str, full: list[bool], monkeypatch: py
         monkeypatch.setattr(shutil, "disk_usage", lambda p: real_usage(p)._replace(free=0) if full else real_usage(p))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", ["adapter", "optimizer"])
 def test_full_disk_while_checkpointing_fails_clearly_and_a_rerun_resumes(
     settings: Settings, library: LibraryConfig, caplog: pytest.LogCaptureFixture, shape: str
@@ -290,6 +297,7 @@ def test_full_disk_while_checkpointing_fails_clearly_and_a_rerun_resumes(
     assert state["global_step"] == 4
 
 
+@pytest.mark.slow
 def test_tensorboard_has_eval_loss_tokens_per_second_and_hparams(settings: Settings, library: LibraryConfig) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -351,6 +359,7 @@ def test_a_slow_start_does_not_cut_the_plan_for_good(tmp_path: Path) -> None:
     assert state.global_step == 4 and spent >= 30.0
 
 
+@pytest.mark.slow
 def test_a_spent_time_budget_stops_the_run_and_registers_its_adapter(
     settings: Settings, library: LibraryConfig
 ) -> None:
@@ -379,6 +388,7 @@ def test_replay_adds_general_pairs_and_never_the_previous_versions() -> None:
     assert len(replay_rows(current * 10, 0.5)) == len(general)  # at most the whole set, never a pair twice
 
 
+@pytest.mark.slow
 def test_kill_9_loses_at_most_the_steps_since_the_last_checkpoint(
     settings: Settings, library: LibraryConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -417,6 +427,7 @@ def test_kill_9_loses_at_most_the_steps_since_the_last_checkpoint(
     assert [r.status for r in registry.runs(library.name)] == ["interrupted", "succeeded"]
 
 
+@pytest.mark.slow
 def test_a_training_lease_held_elsewhere_blocks_a_second_try(settings: Settings, library: LibraryConfig) -> None:
     corpus.build(library, settings)
     registry = Registry.open(settings)
@@ -427,6 +438,7 @@ def test_a_training_lease_held_elsewhere_blocks_a_second_try(settings: Settings,
     assert registry.lease("train:ledgerkite").holder == "worker-2:4242:abcd"  # untouched
 
 
+@pytest.mark.slow
 def test_a_dead_local_holder_is_replaced_and_the_lease_released(settings: Settings, library: LibraryConfig) -> None:
     import socket
     import subprocess
@@ -440,6 +452,7 @@ def test_a_dead_local_holder_is_replaced_and_the_lease_released(settings: Settin
     assert registry.lease("train:ledgerkite") is None  # released when training ended
 
 
+@pytest.mark.slow
 def test_losing_the_lease_stops_with_a_checkpoint(
     settings: Settings, library: LibraryConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
