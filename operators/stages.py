@@ -67,19 +67,14 @@ class CheckParamsOperator(BaseOperator):
         self.form = form
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from pydantic import ValidationError
-
-        from doctune.config import FORM_TRAIN_FIELDS, TrainParams, validation_messages
+        from doctune.config import FORM_TRAIN_FIELDS
         from doctune.errors import DoctuneError
 
         library, settings = _library(self.library)
         form = dict(self.form or {})
         overrides = {k: form[k] for k in FORM_TRAIN_FIELDS if k in form}
         try:
-            params = TrainParams.model_validate(library.train.model_dump() | overrides)
-        except ValidationError as exc:
-            raise AirflowFailException(f"invalid training parameters: {'; '.join(validation_messages(exc))}") from None
-        try:
+            params = library.train.merged(overrides)
             settings.check_servable_rank(params.lora_rank)
         except DoctuneError as exc:
             raise AirflowFailException(str(exc)) from None
@@ -184,13 +179,12 @@ class TrainOperator(BaseOperator):
         self.reevaluate = reevaluate
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from doctune.config import TrainParams
         from doctune.registry import Registry
         from doctune.train import train
 
         update = {"base_model": self.base_model} if _given(self.base_model) else {}
         library, settings = _library(self.library, **update)
-        params = TrainParams.model_validate(library.train.model_dump() | dict(self.overrides or {}))
+        params = library.train.merged(self.overrides or {})
         result = train(library, settings, dataset_version=int(self.dataset_version), params=params)
         evaluated = Registry.open(settings).latest_evaluation(library.name, result.adapter_version)
         if result.reused and evaluated is not None and not _flag(self.reevaluate):

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from doctune.config import Settings, TrainParams, get_library
+from doctune.config import Settings, get_library
 from doctune.errors import DoctuneError
 
 app = typer.Typer(help="Keep a coding LLM fluent in your private library.", no_args_is_help=True)
@@ -156,7 +156,6 @@ def train_cmd(
     """Train a LoRA adapter and register it as a candidate."""
     import json
 
-    from pydantic import ValidationError
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -166,7 +165,6 @@ def train_cmd(
         TimeRemainingColumn,
     )
 
-    from doctune.config import validation_messages
     from doctune.train import train
 
     settings = Settings()
@@ -184,10 +182,7 @@ def train_cmd(
         for k, v in {"max_steps": max_steps, "learning_rate": learning_rate, "lora_rank": lora_rank}.items()
         if v is not None
     }
-    try:
-        params = TrainParams.model_validate(lib.train.model_dump() | given | overrides)
-    except ValidationError as exc:
-        raise DoctuneError(f"bad training parameters: {'; '.join(validation_messages(exc))}") from None
+    params = lib.train.merged(given | overrides)
     columns = (
         TextColumn("[bold]training[/] {task.description}"),
         BarColumn(),

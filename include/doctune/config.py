@@ -8,6 +8,7 @@ and containers read the same values from the same place. Library configs are sma
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -274,6 +275,14 @@ class TrainParams(BaseModel):
                 "scaled so much that training diverges; use 1-2x the rank"
             )
         return self
+
+    def merged(self, overrides: Mapping[str, object]) -> TrainParams:
+        """These parameters with ``overrides`` (a run's form, the CLI's flags) applied and validated together; a bad
+        value raises one line per field that names its bound."""
+        try:
+            return TrainParams.model_validate(self.model_dump() | dict(overrides))
+        except ValidationError as exc:
+            raise DoctuneError(f"bad training parameters: {'; '.join(validation_messages(exc))}") from None
 
 
 # Starting points per model size; a library config's `train:` values override them.
