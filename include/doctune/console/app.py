@@ -807,16 +807,16 @@ def create_app(
         form = await request.form()
         action = request.path_params["action"]
         name = str(form.get("name", ""))
-        version_of = parse_served_name(name)
-        library_name = version_of[0] if version_of else name
         if action not in ("load", "unload"):
             return _back("/models", error=f"unknown action {action!r}: load or unload")
+        version_of = parse_served_name(name)
         if version_of is None:
             return _back("/models", error=f"{name!r} is not an adapter version (<library>@v<N>)")
+        library_name, version = version_of
         function = load_version if action == "load" else unload_version
         try:
             library = get_library(settings, library_name)
-            done = await run_in_threadpool(function, library, settings, version_of[1])
+            done = await run_in_threadpool(function, library, settings, version)
         except DoctuneError as exc:
             return answered(request, action, "/models", error=str(exc), library=library_name)
         return answered(request, action, "/models", ok=f"{action}ed {done}", library=library_name)
