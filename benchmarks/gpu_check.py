@@ -339,8 +339,8 @@ def run(out: Path, state: Path, *, dry_run: bool, budget_s: float) -> dict[str, 
 
         from concurrent.futures import ThreadPoolExecutor
 
+        from doctune.base_models import resolve_base_model
         from doctune.config import Settings
-        from doctune.models import resolve_base_model
 
         models = work / "models"
         resolve_base_model(TINY, Settings(models_dir=models))  # once, before the parts that share it start
@@ -509,8 +509,8 @@ def build_model(spec_json: str) -> None:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+    from doctune.base_models import resolve_base_model
     from doctune.config import Settings
-    from doctune.models import resolve_base_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(TINY, Settings(models_dir=Path(spec["models"]))))
     shape = SPEED_MODEL[spec["size"]]

@@ -27,9 +27,9 @@ from typing import Any
 import results
 
 from doctune import corpus
+from doctune.base_models import resolve_base_model
 from doctune.config import LibraryConfig, Settings, write_library
 from doctune.demo import prepare_demo_repo
-from doctune.models import resolve_base_model
 
 PROBE = Path(__file__).with_name("train_probe.py")
 STEPS = 16

@@ -11,9 +11,9 @@ from doctune.config import LibraryConfig, Settings
 from doctune.corpus.apidiff import ApiDiff, api_diff, diff_probes
 from doctune.corpus.units import Unit
 from doctune.demo import _freshness_rows, commit_api_change, commit_next_change, edit_demo_docs, run_git
-from doctune.evalsuite import ApiQuestion, api_questions, is_stale, score_api
 from doctune.evaluate import Item
-from doctune.freshness import GROUP, figures
+from doctune.evaluate.freshness import GROUP, figures
+from doctune.evaluate.suite import ApiQuestion, api_questions, is_stale, score_api
 
 
 def entry(signature: str, summary: str, deprecated: str = "") -> dict[str, Any]:

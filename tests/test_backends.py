@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from doctune.backends import Backend, activate, choose_backend
 from doctune.errors import DoctuneError
+from doctune.train.backends import Backend, activate, choose_backend
 
 
 @pytest.mark.parametrize(

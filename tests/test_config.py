@@ -112,7 +112,7 @@ def test_servers_refuse_open_doors(variable: str, keys: list[str], host: str, re
 
 
 def test_the_gateway_refuses_to_listen_beyond_loopback_without_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    from doctune.gateway import main
+    from doctune.serve.gateway import main
 
     monkeypatch.delenv("DOCTUNE_GATEWAY_API_KEYS", raising=False)
     with pytest.raises(DoctuneError, match="refusing to listen on 0.0.0.0; set DOCTUNE_GATEWAY_API_KEYS"):

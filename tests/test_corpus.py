@@ -282,7 +282,7 @@ def test_every_symbol_trains_and_no_evaluation_phrasing_does(settings: Settings,
     evaluation (nor any fixed part of its phrasing family) is asked in training."""
     import re
 
-    from doctune.evalsuite import EVAL_PHRASINGS
+    from doctune.evaluate.suite import EVAL_PHRASINGS
 
     info = corpus.build(library, settings)
     folder = Path(info.path)

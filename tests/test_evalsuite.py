@@ -17,7 +17,7 @@ from conftest import tiny_library
 from doctune.config import Settings
 from doctune.corpus.extract import Unit, extract
 from doctune.demo import prepare_demo_repo
-from doctune.evalsuite import (
+from doctune.evaluate.suite import (
     ApiQuestion,
     ExecTask,
     api_questions,

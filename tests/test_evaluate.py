@@ -12,10 +12,10 @@ import pytest
 from conftest import tiny_library
 
 from doctune import corpus
+from doctune.base_models import resolve_base_model
 from doctune.config import GateParams, LibraryConfig, Settings, write_library
 from doctune.demo import commit_api_change, prepare_demo_repo
 from doctune.evaluate import ANSWER_SHAPE, Item, docs_prompt, evaluate, evaluation_report, gate, wilson
-from doctune.models import resolve_base_model
 from doctune.registry import Registry
 from doctune.train import adapter_digest, train
 
@@ -25,7 +25,7 @@ LOSS = GateParams(primary_metric="heldout_loss", min_gain_over_base=0.02, produc
 def test_docs_in_the_prompt_are_cut_to_fit_the_servers_context(settings: Settings) -> None:
     from transformers import AutoTokenizer
 
-    from doctune.evalsuite import ApiQuestion
+    from doctune.evaluate.suite import ApiQuestion
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("tiny-llama", settings))
     question = ApiQuestion(id="q", symbol="lib.f", kind="signature", prompt="How is `lib.f` declared?", expect={})

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from doctune.config import Settings
-from doctune.gateway import create_app
+from doctune.serve.gateway import create_app
 
 KEY = "client-key-1"
 

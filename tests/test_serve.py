@@ -18,8 +18,8 @@ from doctune.config import LibraryConfig, Settings
 from doctune.demo import prepare_demo_repo
 from doctune.errors import DoctuneError
 from doctune.evaluate import evaluate
-from doctune.gateway import create_app
 from doctune.registry import Registry
+from doctune.serve.gateway import create_app
 from doctune.train import train
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

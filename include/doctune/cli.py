@@ -455,7 +455,7 @@ def serve_stop() -> None:
 @models_app.command("prepare")
 def models_prepare(name: Annotated[str, typer.Argument(help="tiny-llama or smollm2-135m-instruct.")]) -> None:
     """Build or convert a built-in base model once (cached under DOCTUNE_HOME/models)."""
-    from doctune.models import resolve_base_model
+    from doctune.base_models import resolve_base_model
 
     with console.status(f"preparing {name}"):
         path = resolve_base_model(name, Settings())
@@ -468,7 +468,7 @@ def gateway_cmd(
     port: Annotated[int, typer.Option(help="Port.")] = 8100,
 ) -> None:
     """Run the OpenAI-compatible gateway in the foreground (containers use this)."""
-    from doctune.gateway import main as gateway_main
+    from doctune.serve.gateway import main as gateway_main
 
     gateway_main(["--host", host, "--port", str(port)])
 

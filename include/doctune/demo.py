@@ -340,7 +340,7 @@ def _evaluation_report(settings: Settings, library: str, version: int) -> dict[s
 
 
 def run_demo(settings: Settings, *, base_model: str, max_steps: int | None, edit_docs: bool, console: Console) -> None:
-    from doctune.models import resolve_base_model
+    from doctune.base_models import resolve_base_model
     from doctune.registry import Registry
 
     started = time.monotonic()

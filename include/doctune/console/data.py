@@ -133,7 +133,7 @@ def dataset_diff(old_path: str | Path, new_path: str | Path) -> dict[str, Any]:
     """Pairs added, removed and changed between two versions (kept pairs of both splits, as `doctune corpus
     diff` compares them), with the counts ``diff_rows`` reports."""
     from doctune.corpus import diff_rows, load_rows
-    from doctune.corpus.versions import diff_pairs
+    from doctune.corpus.datasets import diff_pairs
 
     old, new = ([r for s in ("train", "eval") for r in load_rows(p, s)] for p in (old_path, new_path))
     pairs = diff_pairs(old, new)

@@ -8,9 +8,9 @@
   atomic versions.
 """
 
+from doctune.corpus.datasets import DatasetInfo, build, diff_rows, is_held_out, load_rows, split_units, withheld_keys
 from doctune.corpus.extract import MAX_FILE_BYTES, Surface, Unit, extract
 from doctune.corpus.generate import generate_pairs
-from doctune.corpus.versions import DatasetInfo, build, diff_rows, is_held_out, load_rows, split_units, withheld_keys
 
 __all__ = [
     "MAX_FILE_BYTES",

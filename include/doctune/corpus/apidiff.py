@@ -17,7 +17,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from doctune.evalsuite import ApiQuestion, eval_phrasing
+from doctune.evaluate.suite import ApiQuestion, eval_phrasing
 
 CALLABLE = ("function", "class", "method")
 

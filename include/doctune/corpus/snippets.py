@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from doctune.corpus.extract import Unit
-from doctune.evalsuite import (
+from doctune.evaluate.suite import (
     VALIDATION_WORKERS,
     _bound,
     _first_parameters,

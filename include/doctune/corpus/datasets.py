@@ -237,7 +237,7 @@ def build_evalset(
     folder with its probes, and a copy of the package source, so that evaluation needs nothing but the version
     folder."""
     from doctune.corpus.facts import fact
-    from doctune.evalsuite import api_questions, mine_exec_tasks, validate_exec_tasks
+    from doctune.evaluate.suite import api_questions, mine_exec_tasks, validate_exec_tasks
 
     package = library.import_name
     if (library_path / package).is_dir() or (library_path / f"{package}.py").is_file():
@@ -384,7 +384,7 @@ def _test_rows(
       call. The evaluation's tasks come from held-out tests in words of their own.
     A row that did not change keeps its parent's bytes, provenance included."""
     from doctune.corpus.snippets import usage_snippets, verify_snippets
-    from doctune.evalsuite import TRAIN_WORDING, mine_exec_tasks, validate_exec_tasks
+    from doctune.evaluate.suite import TRAIN_WORDING, mine_exec_tasks, validate_exec_tasks
 
     tests = [u for u in units if u.kind == "example"]
     snippets, refusals = usage_snippets(tests, lib, surface.symbols, tree)
@@ -577,7 +577,7 @@ def _api_change(
 ) -> tuple[dict[str, Any] | None, list[Any]]:
     """The API diff against the parent version (None for a first version) and the probes that check it."""
     from doctune.corpus.apidiff import api_diff, diff_probes
-    from doctune.evalsuite import ApiQuestion
+    from doctune.evaluate.suite import ApiQuestion
 
     if parent is None or not (parent / "symbols.json").is_file() or not (parent / "manifest.json").is_file():
         return None, []
@@ -662,7 +662,7 @@ def _build(
     train_rows, regenerated = _rows_for(others, lib, surface, commit, previous, withheld)
     train_rows += test_rows
     from doctune.corpus.facts import fact
-    from doctune.evalsuite import api_questions
+    from doctune.evaluate.suite import api_questions
 
     facts = {item.name: item for u in api_units if (item := fact(u, surface.symbols)) is not None}
     commits = {r["meta"]["unit"]: r["meta"]["commit"] for r in train_rows}

@@ -45,7 +45,7 @@ from doctune.corpus.pyapi import module_name, parse_python
 from doctune.sandbox import SandboxResult, run_python
 from doctune.secrets import scrub
 
-GENERAL_TASKS = Path(__file__).parent / "data" / "general_tasks.jsonl"
+GENERAL_TASKS = Path(__file__).parents[2] / "data" / "general_tasks.jsonl"
 MAX_TASKS_PER_UNIT = 3  # a long test would otherwise dominate the suite with near-identical tasks
 # Answers a task must fail: nothing at all, and a ``result`` that carries no information (catches checks such as
 # ``assert not result`` that any falsy value passes).

@@ -32,9 +32,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from doctune import freshness
 from doctune.config import GateParams, LibraryConfig, Settings
 from doctune.errors import DoctuneError
+from doctune.evaluate import freshness
 from doctune.names import LOWER_IS_BETTER, AdapterStatus, Decision
 from doctune.sandbox import require_minimum
 
@@ -165,7 +165,7 @@ class Item:
 def suite_items(dataset_path: str | Path) -> list[Item]:
     """Every item of a version's suite: the diff probes first (what changed is what this version is about, so a
     sample never leaves them out), then the rest in a stratified order: taking the first N keeps each group's share."""
-    from doctune.evalsuite import ApiQuestion, ExecTask, general_tasks
+    from doctune.evaluate.suite import ApiQuestion, ExecTask, general_tasks
 
     path = Path(dataset_path) / "evalset.json"
     groups: dict[str, list[Item]] = {}
@@ -292,7 +292,7 @@ def score_items(
 ) -> tuple[dict[str, float], dict[str, tuple[float, float, int]], list[float]]:
     """Metrics of one model over the items it answered, their 95 % intervals with item counts, and each item's
     score (1.0 = passed / fully right)."""
-    from doctune.evalsuite import hallucinated, referenced_names, run_exec_task, score_api
+    from doctune.evaluate.suite import hallucinated, referenced_names, run_exec_task, score_api
 
     def score(pair: tuple[Item, str]) -> float:
         item, answer = pair
@@ -575,9 +575,9 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
 
     The gate asks a stratified sample that fits ``library.gate.eval_seconds``; ``full`` asks every item and adds
     the docs-in-prompt row (the base model with each symbol's documentation in the prompt)."""
+    from doctune.base_models import resolve_base_model
     from doctune.corpus import load_rows
     from doctune.corpus.apidiff import ApiDiff
-    from doctune.models import resolve_base_model
     from doctune.registry import Registry
     from doctune.serve import base_served_name, ensure_loaded, ensure_vllm, vllm_client
 

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 # Called after every optimizer step with (step, max_steps, latest training loss or None): the CLI's progress bar.
 StepProgress = Callable[[int, int, float | None], None]
 
-GENERAL_SET = Path(__file__).parent / "data" / "general_python.jsonl"
+GENERAL_SET = Path(__file__).parents[1] / "data" / "general_python.jsonl"
 
 
 @dataclass(frozen=True)
@@ -474,8 +474,8 @@ def train(
     progress: StepProgress | None = None,
 ) -> TrainResult:
     """Train a LoRA adapter on a dataset version (default: the latest) and register it as a candidate."""
+    from doctune.base_models import resolve_base_model
     from doctune.corpus import load_rows
-    from doctune.models import resolve_base_model
     from doctune.registry import Registry
 
     params = params or library.train
@@ -655,7 +655,7 @@ def _fit(
 
     fit = fit or FitChoices()
 
-    from doctune.backends import activate, choose_backend
+    from doctune.train.backends import activate, choose_backend
 
     backend = choose_backend(params.backend, params.load_in_4bit)
     activate(backend)  # before transformers: unsloth must patch it first

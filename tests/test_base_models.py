@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from doctune.base_models import CHATML_TEMPLATE, TINY_LLAMA, _build_tiny_llama, resolve_base_model
 from doctune.config import Settings
 from doctune.errors import DoctuneError
-from doctune.models import CHATML_TEMPLATE, TINY_LLAMA, _build_tiny_llama, resolve_base_model
 
 
 def test_tiny_llama_is_deterministic(tmp_path: Path) -> None:

@@ -212,7 +212,7 @@ def ensure_vllm(settings: Settings, library: LibraryConfig) -> VLLMClient:
     A freshly started server gets every library's production and rollback adapters of that base via
     ``--lora-modules``, so stable names answer as soon as the server is healthy again after a restart.
     """
-    from doctune.models import resolve_base_model
+    from doctune.base_models import resolve_base_model
     from doctune.registry import Registry
 
     client = vllm_client(settings)
@@ -285,7 +285,7 @@ def ensure_gateway(settings: Settings) -> None:
     _spawn(
         settings,
         "gateway",
-        [sys.executable, "-m", "doctune.gateway", "--host", host, "--port", str(port)],
+        [sys.executable, "-m", "doctune.serve.gateway", "--host", host, "--port", str(port)],
         settings.to_env(),
         f"{settings.gateway_url}/health",
         {},

@@ -318,7 +318,7 @@ def _spawn(config: dict[str, Any]) -> _Child:
     """Start the bootstrap: the worker's own interpreter, which applies the layers to itself, then execs."""
     result_r, result_w = os.pipe()
     config["result_fd"] = result_w
-    package_parent = str(Path(__file__).resolve().parents[1])
+    package_parent = str(Path(__file__).resolve().parents[2])
     bootstrap = (
         f"import sys; sys.path.insert(0, {package_parent!r}); from doctune.sandbox import _bootstrap; _bootstrap()"
     )

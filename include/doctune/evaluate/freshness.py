@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from doctune.evalsuite import is_stale
+from doctune.evaluate.suite import is_stale
 
 GROUP = "diff_probes"
 
