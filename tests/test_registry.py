@@ -1,5 +1,6 @@
 """The registry on SQLite and on the running PostgreSQL server: same code, same behaviour."""
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 from conftest import terminate_connections
 from sqlalchemy import inspect
 
+from doctune.config import Settings
 from doctune.registry import VERSION_TABLE, Registry, migrate
 
 
@@ -187,3 +189,21 @@ def test_the_registry_survives_a_postgres_restart(postgres_url: str, tmp_path: P
         _dataset(registry, 1)  # a retried task cannot write the same version twice
     assert [d.version for d in [registry.latest_dataset("acme")] if d] == [1]
     assert [a.version for a in registry.adapters("acme")] == [version]
+
+
+def test_a_process_opens_each_registry_once_and_a_forked_child_its_own(tmp_path: Path) -> None:
+    """Every stage, request and CLI step asks ``Registry.open``: one engine and one migration per process, and a
+    forked worker (Airflow's task runner forks) never reuses its parent's pooled connections."""
+    settings = Settings(home=tmp_path)
+    first = Registry.open(settings)
+    assert Registry.open(settings) is first and first.migrated
+    assert Registry.open(Settings(home=tmp_path / "other")) is not first
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reports whether it got a new handle, on a fresh migrated engine
+        child = Registry.open(settings)
+        os.write(write, b"new" if child is not first and child.engine is not first.engine else b"same")
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 16) == b"new"
