@@ -14,6 +14,7 @@ from doctune.config import (
     write_library,
 )
 from doctune.errors import DoctuneError
+from doctune.serve import gateway
 
 
 def test_settings_derive_paths_from_home(settings: Settings) -> None:
@@ -112,8 +113,6 @@ def test_servers_refuse_open_doors(variable: str, keys: list[str], host: str, re
 
 
 def test_the_gateway_refuses_to_listen_beyond_loopback_without_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    from doctune.serve.gateway import main
-
     monkeypatch.delenv("DOCTUNE_GATEWAY_API_KEYS", raising=False)
     with pytest.raises(DoctuneError, match="refusing to listen on 0.0.0.0; set DOCTUNE_GATEWAY_API_KEYS"):
-        main(["--host", "0.0.0.0", "--port", "1"])
+        gateway.main(["--host", "0.0.0.0", "--port", "1"])

@@ -20,13 +20,15 @@ from conftest import FIGURES, REPO, skip_unless_ci, tiny_library
 from starlette.testclient import TestClient
 
 from doctune import corpus, serve
-from doctune.config import LibraryConfig, Settings
-from doctune.console import ConsoleSettings, create_app, data
+from doctune.config import LibraryConfig, Settings, TrainParams
+from doctune.console import ConsoleSettings, create_app, data, main
 from doctune.console import auth as console_auth
 from doctune.console.render import answer_html
 from doctune.demo import commit_api_change, prepare_demo_repo
 from doctune.errors import DoctuneError
+from doctune.evaluate import evaluate
 from doctune.registry import Registry
+from doctune.train import request_stop, train
 
 VLLM_PORT, GATEWAY_PORT, CONSOLE_PORT = 18400, 18500, 18550
 DEAD = "http://127.0.0.1:18599"  # nothing listens here
@@ -176,8 +178,6 @@ def test_a_malformed_user_entry_is_refused_without_showing_its_key(entry: str, p
 
 
 def test_without_a_key_the_console_listens_on_loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from doctune.console import main
-
     monkeypatch.delenv("DOCTUNE_CONSOLE_KEYS", raising=False)
     with pytest.raises(DoctuneError, match="refusing to listen on 0.0.0.0; set DOCTUNE_CONSOLE_KEYS"):
         main(host="0.0.0.0", port=CONSOLE_PORT)
@@ -186,8 +186,6 @@ def test_without_a_key_the_console_listens_on_loopback_only(monkeypatch: pytest.
 def test_training_form_is_trainparams_and_bad_input_shows_pydantics_message(
     settings: Settings, library: LibraryConfig
 ) -> None:
-    from doctune.config import TrainParams
-
     client = _client(settings)
     page = client.get(f"/training/{library.name}").text
     for name in TrainParams.model_fields:
@@ -298,9 +296,6 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """vLLM + gateway + console on their own ports and DOCTUNE_HOME: dataset v1 and v2 (an API change between
     them), adapter v1 evaluated and in production, adapter v2 a candidate."""
-    from doctune.evaluate import evaluate
-    from doctune.train import train
-
     if not Path(CHROMIUM).exists():
         skip_unless_ci(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
     settings = Settings(
@@ -343,8 +338,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         if console is not None:
             console.terminate()
             console.wait(timeout=30)
-        from doctune.train import request_stop
-
         request_stop(settings, "consolelib")  # a training a failed test left running
         for name in ("gateway", "vllm"):
             serve.stop_server(settings, name)

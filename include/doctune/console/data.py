@@ -1,7 +1,7 @@
 """Read-only views of the pipeline's state for the console: libraries, dataset versions and their pairs,
-training curves from TensorBoard event files, the adapter leaderboard, and the training parameter form.
+training curves from TensorBoard event files and the adapter leaderboard.
 
-Nothing here changes state; the console's actions call ``serve``, ``train`` and the CLI (see ``app``).
+Nothing here changes state; the console's actions call ``serve``, ``train`` and the CLI (see ``views``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from doctune.config import LibraryConfig, Settings, TrainParams, library_files, load_library
+from doctune.config import LibraryConfig, Settings, library_files, load_library
+from doctune.corpus import diff_rows, load_rows
+from doctune.corpus.datasets import diff_pairs
 from doctune.errors import DoctuneError
-from doctune.evaluate import HEADLINE
+from doctune.evaluate import HEADLINE, evaluation_report
 from doctune.names import LOWER_IS_BETTER, AdapterStatus
 
 SPLITS = ("train", "eval", "rejected")
@@ -34,7 +36,7 @@ def libraries(settings: Settings) -> tuple[list[LibraryConfig], list[str]]:
     return found, problems
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -55,8 +57,8 @@ def dataset_versions(registry: Any, library: str) -> list[dict[str, Any]]:
                 "n_train": dataset.n_train,
                 "n_eval": dataset.n_eval,
                 "path": str(folder),
-                "manifest": _read_json(folder / "manifest.json") or {},
-                "report": _read_json(folder / "report.json") or {},
+                "manifest": read_json(folder / "manifest.json") or {},
+                "report": read_json(folder / "report.json") or {},
             }
         )
     return rows
@@ -64,8 +66,6 @@ def dataset_versions(registry: Any, library: str) -> list[dict[str, Any]]:
 
 def load_split(dataset_path: str | Path, split: str) -> list[dict[str, Any]]:
     """One split of a version as rows; ``rejected.jsonl`` is optional (older versions lack it)."""
-    from doctune.corpus import load_rows
-
     if split == "rejected" and not (Path(dataset_path) / "rejected.jsonl").is_file():
         return []
     return load_rows(dataset_path, split)
@@ -132,9 +132,6 @@ def browse_pairs(
 def dataset_diff(old_path: str | Path, new_path: str | Path) -> dict[str, Any]:
     """Pairs added, removed and changed between two versions (kept pairs of both splits, as `doctune corpus
     diff` compares them), with the counts ``diff_rows`` reports."""
-    from doctune.corpus import diff_rows, load_rows
-    from doctune.corpus.datasets import diff_pairs
-
     old, new = ([r for s in ("train", "eval") for r in load_rows(p, s)] for p in (old_path, new_path))
     pairs = diff_pairs(old, new)
     return {
@@ -148,9 +145,7 @@ def dataset_diff(old_path: str | Path, new_path: str | Path) -> dict[str, Any]:
 def api_change(settings: Settings, registry: Any, library: str, dataset: Any) -> dict[str, Any] | None:
     """A version's API diff against its parent with its probes and, once an adapter trained on that version was
     evaluated, each probe's answers (production's, the candidate's) from the latest such evaluation."""
-    from doctune.evaluate import evaluation_report
-
-    evalset = _read_json(Path(dataset.path) / "evalset.json") or {}
+    evalset = read_json(Path(dataset.path) / "evalset.json") or {}
     if not evalset.get("api_diff"):
         return None
     answered: dict[str, dict[str, Any]] = {}
@@ -213,86 +208,6 @@ def checkpoints(run: Any) -> list[str]:
         return []
     found = [p for p in folder.glob("checkpoint-*[0-9]") if p.is_dir()]
     return [p.name for p in sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[1]))]
-
-
-@dataclass
-class FormField:
-    """One input of the training form, from one property of TrainParams' JSON schema."""
-
-    name: str
-    kind: str  # "number", "integer", "boolean", "choice", "list", "text"
-    description: str
-    value: Any
-    nullable: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    exclusive_minimum: bool = False
-    exclusive_maximum: bool = False
-    choices: list[Any] = field(default_factory=list)
-
-    @property
-    def bounds(self) -> str:
-        low = "" if self.minimum is None else f"{'>' if self.exclusive_minimum else '≥'} {self.minimum:g}"
-        high = "" if self.maximum is None else f"{'<' if self.exclusive_maximum else '≤'} {self.maximum:g}"
-        return ", ".join(b for b in (low, high) if b)
-
-
-def train_form_fields(defaults: TrainParams, only: set[str] | None = None) -> list[FormField]:
-    """The start form: every TrainParams field (or those in ``only``: the retrain DAG's form when runs go through
-    Airflow) with its JSON-schema type, bounds and description, prefilled with ``defaults`` (the library's
-    configured parameters). The Airflow trigger form derives from the same model."""
-    schema = TrainParams.model_json_schema()
-    fields = []
-    for name, prop in schema["properties"].items():
-        if only is not None and name not in only:
-            continue
-        options = prop.get("anyOf", [prop])
-        nullable = any(o.get("type") == "null" for o in options)
-        main: dict[str, Any] = next((o for o in options if o.get("type") != "null"), {})
-        kind = main.get("type", "text")
-        if "enum" in main:
-            kind = "choice"
-        elif kind == "array":
-            kind = "list"
-        elif kind not in ("number", "integer", "boolean"):
-            kind = "text"
-        value = getattr(defaults, name)
-        fields.append(
-            FormField(
-                name=name,
-                kind=kind,
-                description=prop.get("description", ""),
-                value=", ".join(value) if kind == "list" else value,
-                nullable=nullable,
-                minimum=main.get("minimum", main.get("exclusiveMinimum")),
-                maximum=main.get("maximum", main.get("exclusiveMaximum")),
-                exclusive_minimum="exclusiveMinimum" in main,
-                exclusive_maximum="exclusiveMaximum" in main,
-                choices=list(main.get("enum", [])),
-            )
-        )
-    return fields
-
-
-def parse_train_form(form: dict[str, str], defaults: TrainParams, only: set[str] | None = None) -> TrainParams:
-    """TrainParams from the submitted form; raises ``ValidationError`` with pydantic's own messages.
-
-    An empty field means the library's configured value, or null for a nullable field; an unticked box is
-    false; a list is comma-separated."""
-    values: dict[str, Any] = defaults.model_dump()
-    for spec in train_form_fields(defaults, only):
-        raw = form.get(spec.name)
-        if spec.kind == "boolean" and not spec.nullable:
-            values[spec.name] = raw in ("on", "true", "1")
-        elif raw is None:
-            continue
-        elif raw.strip() == "":
-            values[spec.name] = None if spec.nullable else getattr(defaults, spec.name)
-        elif spec.kind == "list":
-            values[spec.name] = [part.strip() for part in raw.split(",") if part.strip()]
-        else:
-            values[spec.name] = raw.strip()
-    return TrainParams.model_validate(values)
 
 
 # -- adapters ----------------------------------------------------------------------------------------------
