@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import pytest
 from conftest import POSTGRES_ADMIN, REPO, terminate_connections, tiny_library
 from cryptography.fernet import Fernet
 from openai import OpenAI
+from polling import wait_for
 
 from doctune.config import LibraryConfig, Settings, write_library
 from doctune.demo import prepare_demo_repo
@@ -49,17 +50,6 @@ ADMIN = ("admin", "topology-test")
 NIGHTLY = f"0 {(time.gmtime().tm_hour + 12) % 24} * * *"
 # Worker service -> (name it reports as a task's hostname, its log server port: two workers share this host).
 WORKERS = {"airflow-worker": ("default-worker", 18793), "airflow-worker-gpu": ("gpu-worker", 18794)}
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 1.0) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(every)  # polling a condition with a deadline: the processes give no other signal
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _event(line: str) -> str:
@@ -181,7 +171,7 @@ class Stack:
             return state if state in ("success", "failed") else ""
 
         try:
-            return str(wait_for(finished, timeout, f"run {run_id} to finish", every=2))
+            return str(wait_for(finished, f"run {run_id} to finish", timeout, every=2))
         except AssertionError as timed_out:
             raise AssertionError(f"{timed_out}\n{self.diagnosis(run_id)}") from None
 
@@ -299,8 +289,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 return ""
             return str(reply.json().get("access_token", "")) if reply.status_code in (200, 201) else ""
 
-        running.token = wait_for(token, 180, "the api-server to log the admin in")
-        wait_for(lambda: running.api("GET", f"/api/v2/dags/{DAG}").status_code == 200, 180, f"{DAG} to be parsed")
+        running.token = wait_for(token, "the api-server to log the admin in", 180, every=1)
+
+        def parsed() -> bool:
+            return running.api("GET", f"/api/v2/dags/{DAG}").status_code == 200
+
+        wait_for(parsed, f"{DAG} to be parsed", 180, every=1)
         assert running.api("PATCH", f"/api/v2/dags/{DAG}", json={"is_paused": False}).status_code == 200
         yield running
     finally:
@@ -350,7 +344,7 @@ def test_retrain_through_the_api_runs_training_on_the_gpu_worker(stack: Stack) -
     assert reply.status_code == 200, reply.text
     run_id = reply.json()["dag_run_id"]
     # PostgreSQL "restarts" between two tasks: every connection of Airflow and of the registry dies.
-    wait_for(lambda: stack.task_instances(run_id)["build_corpus"]["state"] == "success", 600, "the dataset", every=2)
+    wait_for(lambda: stack.task_instances(run_id)["build_corpus"]["state"] == "success", "the dataset", 600, every=2)
     assert sum(terminate_connections(database) for database in stack.databases) > 0
     assert stack.wait_finished(run_id, 900) == "success", stack.task_instances(run_id)
 
@@ -390,7 +384,7 @@ def test_retrain_through_the_api_runs_training_on_the_gpu_worker(stack: Stack) -
         ).json()
         return list(points)
 
-    points = wait_for(scalars, 60, "TensorBoard to serve the run's train/loss")
+    points = wait_for(scalars, "TensorBoard to serve the run's train/loss", 60, every=1)
     assert max(step for _, step, _ in points) == 30  # [wall time, step, loss] up to the run's last step
 
 
@@ -401,12 +395,12 @@ def _train_until_a_checkpoint(stack: Stack, max_steps: int) -> tuple[str, Path]:
     reply = stack.trigger({"max_steps": max_steps, "learning_rate": 0.001})
     assert reply.status_code == 200, reply.text
     try:
-        running = wait_for(lambda: registry.runs(LIB, "running"), 600, "the training to start", every=2)[0]
+        running = wait_for(lambda: registry.runs(LIB, "running"), "the training to start", 600, every=2)[0]
     except AssertionError as timed_out:
         raise AssertionError(f"{timed_out}\n{stack.diagnosis(reply.json()['dag_run_id'])}") from None
     checkpoints = Path(running.output_dir) / "checkpoints"
     # Complete: the trainer writes trainer_state.json last; a folder still being written is no checkpoint yet.
-    wait_for(lambda: sorted(checkpoints.glob("checkpoint-*/trainer_state.json")), 600, "a first checkpoint")
+    wait_for(lambda: sorted(checkpoints.glob("checkpoint-*/trainer_state.json")), "a first checkpoint", 600, every=1)
     return str(reply.json()["dag_run_id"]), checkpoints
 
 
@@ -422,7 +416,7 @@ def test_a_killed_gpu_worker_retry_resumes_from_the_checkpoint(stack: Stack) -> 
     assert holder_pid in _session_pids(gpu_sid), "the training lease is held by the gpu worker's task process"
 
     stack.kill("airflow-worker-gpu")
-    wait_for(lambda: _dead(holder_pid), 30, "the killed training process to die")
+    wait_for(lambda: _dead(holder_pid), "the killed training process to die", 30)
     stack.start_worker("airflow-worker-gpu")
     assert stack.wait_finished(run_id, 1200) == "success", stack.task_instances(run_id)
 
@@ -452,7 +446,7 @@ def test_marking_training_failed_in_the_ui_stops_it_with_a_checkpoint(stack: Sta
     )
     assert marked.status_code == 200, marked.text  # what the UI's "mark failed" sends
 
-    wait_for(lambda: registry.run(running.id).status == "stopped", 120, "the training to stop")
+    wait_for(lambda: registry.run(running.id).status == "stopped", "the training to stop", 120, every=1)
     assert stack.wait_finished(run_id, 120) == "failed"
     stop = re.search(r"stop requested: saving a checkpoint at step (\d+)", stack.task_log(run_id, "train", 1))
     assert stop, "the SIGTERM from Airflow reached the trainer's handler"
