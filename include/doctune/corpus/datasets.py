@@ -35,6 +35,7 @@ from doctune.corpus.extract import (
     tracked_files,
 )
 from doctune.errors import DoctuneError
+from doctune.registry.artefacts import load_rows
 from doctune.secrets import scrub
 
 if TYPE_CHECKING:
@@ -274,14 +275,6 @@ def build_evalset(
         "dropped_tasks": [{"id": t.id, "reason": reason} for t, reason in dropped],
         "docs": docs,
     }
-
-
-def load_rows(dataset_path: str | Path, split: str) -> list[dict[str, Any]]:
-    path = Path(dataset_path) / f"{split}.jsonl"
-    try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except OSError as exc:
-        raise DoctuneError(f"cannot read {path}: {exc}; rebuild it with `doctune corpus build`") from exc
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> bytes:

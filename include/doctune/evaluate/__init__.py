@@ -576,9 +576,9 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
     The gate asks a stratified sample that fits ``library.gate.eval_seconds``; ``full`` asks every item and adds
     the docs-in-prompt row (the base model with each symbol's documentation in the prompt)."""
     from doctune.base_models import resolve_base_model
-    from doctune.corpus import load_rows
     from doctune.corpus.apidiff import ApiDiff
     from doctune.registry import Registry
+    from doctune.registry.artefacts import load_rows
     from doctune.serve import base_served_name, ensure_loaded, ensure_vllm, vllm_client
 
     registry = Registry.open(settings)

@@ -315,7 +315,7 @@ def ensure_loaded(client: VLLMClient, name: str, path: str) -> None:
 
 def check_adapter(settings: Settings, adapter: Any) -> None:
     """Refuse an adapter folder that is not the one registered, or whose rank this server cannot serve."""
-    from doctune.train import adapter_digest
+    from doctune.registry.artefacts import adapter_digest
 
     folder = Path(adapter.path)
     root = (settings.home / "adapters").resolve()

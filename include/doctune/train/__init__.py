@@ -23,6 +23,7 @@ from typing import Any, Literal
 from doctune.config import LibraryConfig, Settings, TrainParams
 from doctune.errors import DoctuneError
 from doctune.names import RunStatus
+from doctune.registry.artefacts import adapter_digest
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +46,6 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def adapter_digest(folder: str | Path) -> str:
-    """sha256 over an adapter folder's files (names and bytes), to detect any change after registration."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def servable_problems(folder: Path, params: TrainParams) -> list[str]:
@@ -475,8 +467,8 @@ def train(
 ) -> TrainResult:
     """Train a LoRA adapter on a dataset version (default: the latest) and register it as a candidate."""
     from doctune.base_models import resolve_base_model
-    from doctune.corpus import load_rows
     from doctune.registry import Registry
+    from doctune.registry.artefacts import load_rows
 
     params = params or library.train
     settings.check_servable_rank(params.lora_rank)
