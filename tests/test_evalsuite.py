@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from conftest import tiny_library
 
+from demo import prepare_demo_repo
 from doctune.config import Settings
 from doctune.corpus.extract import Unit, extract
-from doctune.demo import prepare_demo_repo
 from doctune.evaluate.suite import (
     ApiQuestion,
     ExecTask,

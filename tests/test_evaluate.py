@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from conftest import tiny_library
 
-from doctune import corpus
+from demo import commit_api_change, prepare_demo_repo
+from doctune import corpus, sources
 from doctune.base_models import resolve_base_model
 from doctune.config import GateParams, LibraryConfig, Settings, write_library
-from doctune.demo import commit_api_change, prepare_demo_repo
 from doctune.evaluate import ANSWER_SHAPE, Item, docs_prompt, evaluate, evaluation_report, gate, wilson
-from doctune.registry import Registry
+from doctune.evaluate.suite import ApiQuestion
+from doctune.registry import Registry, load_rows
 from doctune.train import adapter_digest, train
 
 LOSS = GateParams(primary_metric="heldout_loss", min_gain_over_base=0.02, production_margin=-0.02)
@@ -24,8 +25,6 @@ LOSS = GateParams(primary_metric="heldout_loss", min_gain_over_base=0.02, produc
 
 def test_docs_in_the_prompt_are_cut_to_fit_the_servers_context(settings: Settings) -> None:
     from transformers import AutoTokenizer
-
-    from doctune.evaluate.suite import ApiQuestion
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("tiny-llama", settings))
     question = ApiQuestion(id="q", symbol="lib.f", kind="signature", prompt="How is `lib.f` declared?", expect={})
@@ -149,7 +148,7 @@ def test_nan_loss_is_rejected() -> None:
 def trained(server_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> LibraryConfig:
     repo = prepare_demo_repo(Settings(home=tmp_path_factory.mktemp("eval-repo")))
     library = tiny_library(server_settings, repo, name="evallib", max_steps=40)
-    corpus.build(library, server_settings)
+    corpus.build(library, server_settings, sources.sync(library, server_settings))
     train(library, server_settings)
     return library
 
@@ -243,10 +242,10 @@ def test_an_adapter_of_the_parent_version_fails_the_api_changes_probes(
 ) -> None:
     repo = prepare_demo_repo(Settings(home=tmp_path))
     library = tiny_library(server_settings, repo, name="freshlib", max_steps=10)
-    corpus.build(library, server_settings)
+    corpus.build(library, server_settings, sources.sync(library, server_settings))
     train(library, server_settings)
     commit_api_change(repo)  # ledgerkite 0.4.0: a new function, a changed default
-    assert corpus.build(library, server_settings).version == 2
+    assert corpus.build(library, server_settings, sources.sync(library, server_settings)).version == 2
     stale = _register_variant(server_settings, library, "parent", "copy", dataset_version=2)
     result = evaluate(library, server_settings, stale)
     assert result.decision == "reject"
@@ -346,9 +345,9 @@ def test_a_trained_adapter_beats_base_on_held_out_phrasings_of_trained_symbols(
         early_stopping_patience=None,
     ).model_copy(update={"package": "teapot", "withheld_share": 0.0})
     write_library(server_settings, library)
-    dataset = corpus.build(library, server_settings)
+    dataset = corpus.build(library, server_settings, sources.sync(library, server_settings))
     evalset = json.loads((Path(dataset.path) / "evalset.json").read_text())
-    train_questions = {r["messages"][0]["content"] for r in corpus.load_rows(dataset.path, "train")}
+    train_questions = {r["messages"][0]["content"] for r in load_rows(dataset.path, "train")}
     assert evalset["api_questions"] and not train_questions & {q["prompt"] for q in evalset["api_questions"]}
     trained = train(library, server_settings)
     result = evaluate(library, server_settings, trained.adapter_version, full=True)
