@@ -90,6 +90,7 @@ def retrain_dag(library: LibraryConfig) -> DAG:
             task_id="build_corpus",
             library=name,
             commit=_pull("sync", "commit"),
+            tree=_pull("sync", "path"),
             force=_pull("check_params", "force_rebuild"),
             skip_unchanged=False,
             doc_md="Builds a dataset version if the docs changed (or force_rebuild), else passes the latest on. "

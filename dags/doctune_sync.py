@@ -14,10 +14,11 @@ from operators.common import DEFAULT_ARGS, dataset_asset, libraries
 DOC_MD = """
 ### Sync `{name}`
 
-Every `{schedule}` ({tz}): fetches `{repo}` (branch `{branch}`) and fingerprints its doc surface (docs,
-docstrings, public signatures, examples, tests, changelog). When it changed since the latest dataset version,
-`build_corpus` builds a new dataset version and publishes the Asset `doctune://{name}/dataset`, which starts
-`doctune_retrain__{name}`. Unchanged: `build_corpus` is skipped and nothing else runs.
+Every `{schedule}` ({tz}): `sync` fetches `{repo}` (branch `{branch}`) and checks out the commit's tree, whose doc
+surface (docs, docstrings, public signatures, examples, tests, changelog) `build_corpus` fingerprints. When it
+changed since the latest dataset version, `build_corpus` builds a new dataset version and publishes the Asset
+`doctune://{name}/dataset`, which starts `doctune_retrain__{name}`. Unchanged: `build_corpus` is skipped and
+nothing else runs.
 
 - **sync failed** (repository unreachable, branch gone, credentials refused): the log's last line names the cause
   and the fix. Production keeps serving; the next run tries again.
@@ -50,12 +51,14 @@ for _name, _library, _error in libraries():
         _sync = SyncOperator(
             task_id="sync",
             library=_name,
-            doc_md="Fetches the repository. **Failed**: the log says why; production keeps serving.",
+            doc_md="Fetches the repository and checks out the commit's tree. **Failed**: the log says why; "
+            "production keeps serving.",
         )
         _sync >> CorpusOperator(
             task_id="build_corpus",
             library=_name,
             commit="{{ ti.xcom_pull(task_ids='sync')['commit'] }}",
+            tree="{{ ti.xcom_pull(task_ids='sync')['path'] }}",
             outlets=[dataset_asset(_name)],
             doc_md="Builds and publishes a dataset version when the docs changed; **skipped** when they did not.",
         )

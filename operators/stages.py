@@ -99,7 +99,7 @@ class CheckParamsOperator(BaseOperator):
 
 
 class SyncOperator(BaseOperator):
-    """Clone or fetch the library's repository and fingerprint its doc surface."""
+    """Clone or fetch the library's repository and check out the synced commit's tree (its ``path``) for the corpus."""
 
     template_fields = ("library",)
     ui_color = "#e8f4fd"
@@ -116,21 +116,29 @@ class SyncOperator(BaseOperator):
 
 
 class CorpusOperator(BaseOperator):
-    """Build a dataset version from the synced commit when the doc surface changed (or ``force``).
+    """Build a dataset version from the sync's tree of its commit when the doc surface changed (or ``force``).
 
     With ``skip_unchanged`` an unchanged surface skips the task, and so everything downstream and the dataset
     Asset event; without it the latest version is returned for the next stage.
     """
 
-    template_fields = ("library", "commit", "force", "skip_unchanged")
+    template_fields = ("library", "commit", "tree", "force", "skip_unchanged")
     ui_color = "#eaf7ea"
 
     def __init__(
-        self, *, library: str, commit: Any = None, force: Any = False, skip_unchanged: bool = True, **kwargs: Any
+        self,
+        *,
+        library: str,
+        commit: Any,
+        tree: Any,
+        force: Any = False,
+        skip_unchanged: bool = True,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.library = library
         self.commit = commit
+        self.tree = tree
         self.force = force
         self.skip_unchanged = skip_unchanged
 
@@ -138,13 +146,7 @@ class CorpusOperator(BaseOperator):
         from doctune.corpus import build
 
         library, settings = _library(self.library)
-        info = build(
-            library,
-            settings,
-            commit=self.commit if _given(self.commit) else None,
-            force=_flag(self.force),
-            credentials=_git_credentials(library),
-        )
+        info = build(library, settings, (str(self.commit), str(self.tree)), force=_flag(self.force))
         if info.status == "unchanged" and self.skip_unchanged:
             raise AirflowSkipException(f"doc surface unchanged since dataset v{info.version}: no new dataset version")
         return info.to_dict()

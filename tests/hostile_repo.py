@@ -5,8 +5,8 @@ deep, a prompt injection)."""
 
 from pathlib import Path
 
+from demo import run_git
 from doctune import corpus
-from doctune.demo import run_git
 
 # format -> (the line as written, the part that must never reach an artefact)
 

@@ -6,14 +6,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from doctune import corpus
+from demo import commit_api_change, commit_next_change, edit_demo_docs, run_git
+from demo.report import _freshness_rows
+from doctune import corpus, sources
 from doctune.config import LibraryConfig, Settings
 from doctune.corpus.apidiff import ApiDiff, api_diff, diff_probes
 from doctune.corpus.units import Unit
-from doctune.demo import _freshness_rows, commit_api_change, commit_next_change, edit_demo_docs, run_git
 from doctune.evaluate import Item
 from doctune.evaluate.freshness import GROUP, figures
 from doctune.evaluate.suite import ApiQuestion, api_questions, is_stale, score_api
+from doctune.registry import load_rows
 
 
 def entry(signature: str, summary: str, deprecated: str = "") -> dict[str, Any]:
@@ -134,18 +136,18 @@ def test_freshness_figures_separate_recall_staleness_and_the_unchanged_rest() ->
 def test_a_real_api_commit_becomes_probes_in_the_next_version(
     settings: Settings, library: LibraryConfig, demo_repo: Path
 ) -> None:
-    first = corpus.build(library, settings)
+    first = corpus.build(library, settings, sources.sync(library, settings))
     evalset = json.loads((Path(first.path) / "evalset.json").read_text())
     assert evalset["api_diff"] is None and evalset["diff_probes"] == []  # a first version has no parent
 
     edit_demo_docs(demo_repo, 1)  # prose only
-    prose = corpus.build(library, settings)
+    prose = corpus.build(library, settings, sources.sync(library, settings))
     evalset = json.loads((Path(prose.path) / "evalset.json").read_text())
     assert evalset["api_diff"]["parent"] == 1 and ApiDiff.from_dict(evalset["api_diff"]).empty
     assert evalset["diff_probes"] == []
 
     commit_api_change(demo_repo)
-    third = corpus.build(library, settings)
+    third = corpus.build(library, settings, sources.sync(library, settings))
     evalset = json.loads((Path(third.path) / "evalset.json").read_text())
     diff = ApiDiff.from_dict(evalset["api_diff"])
     assert diff.added == ["ledgerkite.reports.average_outlay"] and diff.changed == ["ledgerkite.reports.leaderboard"]
@@ -158,7 +160,7 @@ def test_a_real_api_commit_becomes_probes_in_the_next_version(
     manifest = json.loads((Path(third.path) / "manifest.json").read_text())
     assert manifest["evalset"]["diff_probes"] == len(probes) and manifest["api_diff"]["added"] == diff.added
     # The new function's facts are trained; the probes' phrasings are not.
-    train = corpus.load_rows(third.path, "train")
+    train = load_rows(third.path, "train")
     assert any("ledgerkite.reports.average_outlay" in r["messages"][1]["content"] for r in train)
     assert {p.prompt for p in probes}.isdisjoint(r["messages"][0]["content"] for r in train)
 

@@ -19,12 +19,12 @@ import pytest
 from conftest import FIGURES, REPO, skip_unless_ci, tiny_library
 from starlette.testclient import TestClient
 
-from doctune import corpus, serve
+from demo import commit_api_change, prepare_demo_repo
+from doctune import corpus, serve, sources
 from doctune.config import LibraryConfig, Settings, TrainParams
 from doctune.console import ConsoleSettings, create_app, data, main
 from doctune.console import auth as console_auth
 from doctune.console.render import answer_html
-from doctune.demo import commit_api_change, prepare_demo_repo
 from doctune.errors import DoctuneError
 from doctune.evaluate import evaluate
 from doctune.registry import Registry
@@ -307,12 +307,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         repo = prepare_demo_repo(settings)
         library = tiny_library(settings, repo, name="consolelib")
-        corpus.build(library, settings)
+        corpus.build(library, settings, sources.sync(library, settings))
         train(library, settings)
         evaluate(library, settings, 1)
         serve.deploy(library, settings, 1)
         commit_api_change(repo)  # ledgerkite 0.4.0: v2's evaluation suite has diff probes
-        corpus.build(library, settings)
+        corpus.build(library, settings, sources.sync(library, settings))
         train(library, settings)
         serve.ensure_gateway(settings)
         logfile = settings.path("logs") / "console.log"

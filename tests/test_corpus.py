@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from demo import edit_demo_docs
 from doctune import corpus
 from doctune.config import LibraryConfig, Settings
 from doctune.corpus.generate import PHRASINGS
-from doctune.demo import edit_demo_docs
 from doctune.errors import DoctuneError
-from doctune.registry import Registry
-from doctune.sources import sync_repository
+from doctune.registry import Registry, load_rows
+from doctune.sources import sync, sync_repository
 
 
 def _commit_all(repo: Path, message: str) -> None:
@@ -81,7 +81,7 @@ def test_repository_without_docs_is_a_clear_error(settings: Settings, tmp_path: 
     _commit_all(repo, "no docs")
     library = LibraryConfig(name="bare", repo_url=repo.as_uri())
     with pytest.raises(DoctuneError, match="found no docs and no documented public API"):
-        corpus.build(library, settings)
+        corpus.build(library, settings, sync(library, settings))
     assert Registry.open(settings).latest_dataset("bare") is None
 
 
@@ -133,8 +133,8 @@ def test_pairs_are_chat_messages_with_provenance(settings: Settings, library: Li
 
 
 def test_changelog_deprecations_become_migration_questions(settings: Settings, library: LibraryConfig) -> None:
-    info = corpus.build(library, settings)
-    rows = corpus.load_rows(info.path, "train")
+    info = corpus.build(library, settings, sync(library, settings))
+    rows = load_rows(info.path, "train")
     migration = [r for r in rows if r["meta"]["generator"] == "migration"]
     deprecated = [r for r in migration if "`monthly_digest`" in r["messages"][0]["content"]]
     assert len(deprecated) == 1 and "digest_for_month" in deprecated[0]["messages"][1]["content"]
@@ -143,28 +143,28 @@ def test_changelog_deprecations_become_migration_questions(settings: Settings, l
 def test_build_writes_a_registered_version_and_skips_when_unchanged(
     settings: Settings, library: LibraryConfig, demo_repo: Path
 ) -> None:
-    first = corpus.build(library, settings)
+    first = corpus.build(library, settings, sync(library, settings))
     assert (first.version, first.status) == (1, "built")
     manifest = json.loads((Path(first.path) / "manifest.json").read_text())
     assert manifest["n_train"] == first.n_train > 300 and manifest["n_eval"] == first.n_eval > 50
     assert manifest["commit"] == first.commit
     # The held-out loss split asks trained facts in the held-out phrasings: same units, other questions.
-    train = corpus.load_rows(first.path, "train")
-    held = corpus.load_rows(first.path, "eval")
+    train = load_rows(first.path, "train")
+    held = load_rows(first.path, "eval")
     assert {r["meta"]["unit"] for r in held} <= {r["meta"]["unit"] for r in train}
     assert {r["messages"][0]["content"] for r in held}.isdisjoint(r["messages"][0]["content"] for r in train)
 
-    assert corpus.build(library, settings).status == "unchanged"
+    assert corpus.build(library, settings, sync(library, settings)).status == "unchanged"
 
     edit_demo_docs(demo_repo, 1)
-    second = corpus.build(library, settings)
+    second = corpus.build(library, settings, sync(library, settings))
     assert (second.version, second.status) == (2, "built")
     assert manifest["content_hash"] != json.loads((Path(second.path) / "manifest.json").read_text())["content_hash"]
     # A commit that touches no doc surface (a private helper) builds nothing.
     with open(demo_repo / "ledgerkite" / "envelopes.py", "a") as module:
         module.write("\n\ndef _internal_helper(x: int) -> int:\n    return x * 2\n")
     _commit_all(demo_repo, "internals only")
-    assert corpus.build(library, settings).status == "unchanged"
+    assert corpus.build(library, settings, sync(library, settings)).status == "unchanged"
 
 
 def test_failed_registration_leaves_no_dataset_folder(
@@ -175,16 +175,16 @@ def test_failed_registration_leaves_no_dataset_folder(
 
     monkeypatch.setattr(Registry, "add_dataset", refuse)
     with pytest.raises(RuntimeError, match="database went away"):
-        corpus.build(library, settings)
+        corpus.build(library, settings, sync(library, settings))
     assert list((settings.home / "datasets" / library.name).iterdir()) == []
 
 
 def test_incremental_rebuild_regenerates_only_the_edited_section(
     settings: Settings, library: LibraryConfig, demo_repo: Path
 ) -> None:
-    first = corpus.build(library, settings)
+    first = corpus.build(library, settings, sync(library, settings))
     edit_demo_docs(demo_repo, 1)
-    second = corpus.build(library, settings)
+    second = corpus.build(library, settings, sync(library, settings))
     manifest = json.loads((Path(second.path) / "manifest.json").read_text())
     new_unit = "doc:docs/envelopes.md#Envelopes > Envelope tips (1)"
     assert manifest["units"]["regenerated"] == 1 and manifest["parent"] == 1
@@ -202,13 +202,13 @@ def test_incremental_rebuild_regenerates_only_the_edited_section(
 
 
 def test_quality_report_and_symbol_table_are_written(settings: Settings, library: LibraryConfig) -> None:
-    info = corpus.build(library, settings)
+    info = corpus.build(library, settings, sync(library, settings))
     report = json.loads((Path(info.path) / "report.json").read_text())
     assert report["api_coverage"]["share"] >= 0.9
     assert report["pairs"] == {
         "train": info.n_train,
         "eval": info.n_eval,
-        "rejected": len(corpus.load_rows(info.path, "rejected")),
+        "rejected": len(load_rows(info.path, "rejected")),
     }
     assert {"api", "doc", "example", "change"} <= set(report["units_by_source"])
     assert "quality report" in (Path(info.path) / "report.md").read_text()
@@ -230,9 +230,9 @@ def test_no_question_template_dominates(settings: Settings, library: LibraryConf
 
     from doctune.corpus.generate import PHRASINGS
 
-    info = corpus.build(library, settings)
+    info = corpus.build(library, settings, sync(library, settings))
     # Continuation tasks are worded by evalsuite.TRAIN_WORDING, with the test's own setup: not a template here.
-    rows = [r for r in corpus.load_rows(info.path, "train") if r["meta"]["generator"] != "task"]
+    rows = [r for r in load_rows(info.path, "train") if r["meta"]["generator"] != "task"]
     templates = [
         (t, re.compile(re.sub(r"\\\{\w+\\\}", ".*", re.escape(t)), re.S)) for ts in PHRASINGS.values() for t in ts
     ]
@@ -251,7 +251,7 @@ def test_secrets_in_the_repository_never_reach_the_corpus(
         'the `API_TOKEN = "s3cr3t-value-123"` variable in the runner before calling `ledgerkite.refill`.\n'
     )
     _commit_all(demo_repo, "deploy docs with secrets")
-    info = corpus.build(library, settings)
+    info = corpus.build(library, settings, sync(library, settings))
     everything = "".join(
         (Path(info.path) / name).read_text()
         for name in ("train.jsonl", "eval.jsonl", "rejected.jsonl", "symbols.json", "report.md")
@@ -273,7 +273,8 @@ def test_a_library_without_markdown_docs_still_builds(settings: Settings, tmp_pa
         '        times: How often.\n    """\n    return "spun" * times\n'
     )
     _commit_all(repo, "code only")
-    info = corpus.build(LibraryConfig(name="apionly", repo_url=repo.as_uri()), settings)
+    library = LibraryConfig(name="apionly", repo_url=repo.as_uri())
+    info = corpus.build(library, settings, sync(library, settings))
     assert info.status == "built" and info.n_train + info.n_eval >= 3
 
 
@@ -284,10 +285,10 @@ def test_every_symbol_trains_and_no_evaluation_phrasing_does(settings: Settings,
 
     from doctune.evaluate.suite import EVAL_PHRASINGS
 
-    info = corpus.build(library, settings)
+    info = corpus.build(library, settings, sync(library, settings))
     folder = Path(info.path)
     evalset = json.loads((folder / "evalset.json").read_text())
-    train = corpus.load_rows(folder, "train")
+    train = load_rows(folder, "train")
     symbols = json.loads((folder / "symbols.json").read_text())
     public = {n for n, s in symbols.items() if s["kind"] in ("function", "class", "method")}
     documented = {r["meta"]["unit"].removeprefix("api:") for r in train if r["meta"]["generator"] == "reference"}
@@ -309,10 +310,10 @@ def test_every_symbol_trains_and_no_evaluation_phrasing_does(settings: Settings,
 
 
 def test_execution_tasks_come_from_held_out_tests_only(settings: Settings, library: LibraryConfig) -> None:
-    info = corpus.build(library, settings)
+    info = corpus.build(library, settings, sync(library, settings))
     folder = Path(info.path)
     evalset = json.loads((folder / "evalset.json").read_text())
-    train = corpus.load_rows(folder, "train")
+    train = load_rows(folder, "train")
     held_out = set(evalset["held_out_units"])
     assert held_out and all(k.startswith("example:") for k in held_out)
     assert not held_out & {r["meta"]["unit"] for r in train}
@@ -333,8 +334,8 @@ def symbols_of(folder: Path) -> dict[str, dict[str, object]]:
 
 
 def test_pairs_made_from_tests_are_plain_runnable_code(settings: Settings, library: LibraryConfig) -> None:
-    info = corpus.build(library, settings)
-    rows = [r for r in corpus.load_rows(info.path, "train") if r["meta"]["generator"] in ("write_code", "task")]
+    info = corpus.build(library, settings, sync(library, settings))
+    rows = [r for r in load_rows(info.path, "train") if r["meta"]["generator"] in ("write_code", "task")]
     assert {r["meta"]["generator"] for r in rows} == {"write_code", "task"}
     for row in rows:
         answer = row["messages"][-1]["content"]
@@ -370,8 +371,9 @@ def test_sphinx_and_myst_markup_never_reaches_an_answer(settings: Settings, tmp_
         (repo / rel).write_text(text)
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
     _commit_all(repo, "gadget with Sphinx and MyST docs")
-    info = corpus.build(LibraryConfig(name="gadget", repo_url=repo.as_uri()), settings)
-    answers = [r["messages"][-1]["content"] for split in ("train", "eval") for r in corpus.load_rows(info.path, split)]
+    library = LibraryConfig(name="gadget", repo_url=repo.as_uri())
+    info = corpus.build(library, settings, sync(library, settings))
+    answers = [r["messages"][-1]["content"] for split in ("train", "eval") for r in load_rows(info.path, split)]
     assert any("`gadget.spin`" in a for a in answers) and any("Spinning is idempotent." in a for a in answers)
     markup = re.compile(
         r":(func|class|meth|ref):`|\{(func|ref|note|doctest)\}|\.\. (code-block|versionchanged|note|deprecated)::"
@@ -383,20 +385,35 @@ def test_sphinx_and_myst_markup_never_reaches_an_answer(settings: Settings, tmp_
 def test_a_build_past_its_time_limit_stops_before_writing(settings: Settings, library: LibraryConfig) -> None:
     quick = settings.model_copy(update={"corpus_build_seconds": 1e-6})
     with pytest.raises(DoctuneError, match="longer than DOCTUNE_CORPUS_BUILD_SECONDS=1e-06 before '(sync|read)"):
-        corpus.build(library, quick)
+        corpus.build(library, quick, sync(library, quick))
     assert Registry.open(settings).latest_dataset(library.name) is None
     assert not list(settings.path("datasets", library.name).iterdir())
 
 
 def test_a_second_build_or_sync_of_a_library_waits_for_the_first(settings: Settings, library: LibraryConfig) -> None:
-    from doctune.sources import sync
-
+    synced = sync(library, settings)
     registry = Registry.open(settings)
     assert registry.acquire_lease(f"workspace:{library.name}", "another-worker:4242:abcd1234", ttl=60)
-    for stage in (lambda: corpus.build(library, settings), lambda: sync(library, settings)):
+    for stage in (lambda: corpus.build(library, settings, synced), lambda: sync(library, settings)):
         with pytest.raises(DoctuneError, match="another sync or corpus build of ledgerkite is using its workspace"):
             stage()
     assert registry.latest_dataset(library.name) is None
     registry.release_lease(f"workspace:{library.name}", "another-worker:4242:abcd1234")
-    assert corpus.build(library, settings).status == "built"
+    assert corpus.build(library, settings, synced).status == "built"
     assert registry.lease(f"workspace:{library.name}") is None  # released when the build ended
+
+
+def test_the_build_reads_the_synced_tree_and_never_fetches(
+    settings: Settings, library: LibraryConfig, demo_repo: Path
+) -> None:
+    synced = sync(library, settings)
+    edit_demo_docs(demo_repo, 1)  # the remote moves on after the sync...
+    demo_repo.rename(demo_repo.with_name("moved-away"))  # ...and then cannot be reached at all
+    info = corpus.build(library, settings, (synced.commit, synced.path))  # the form the Airflow task passes
+    assert (info.status, info.commit) == ("built", synced.commit)
+    manifest = json.loads((Path(info.path) / "manifest.json").read_text())
+    assert manifest["commit"] == synced.commit
+    assert not any("Envelope tips" in r["meta"]["unit"] for r in load_rows(info.path, "train"))  # not the new commit
+    snapshot = Registry.open(settings).latest_snapshot(library.name)
+    assert snapshot is not None and snapshot.commit == synced.commit
+    assert snapshot.surface_hash == manifest["surface_hash"]

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import tiny_library
 
-from doctune import corpus
+from demo import prepare_demo_repo
+from doctune import corpus, sources
 from doctune.config import LLMConfig, Settings, SourceConfig
 from doctune.corpus.llm import llm_rows
-from doctune.demo import prepare_demo_repo
+from doctune.registry import load_rows
 from doctune.serve import ensure_vllm
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -37,13 +38,11 @@ def test_llm_pairs_are_generated_cached_budgeted_and_filtered(server_settings: S
         update={"llm": llm, "sources": SourceConfig(include=["docs/rules.md", "ledgerkite/rules.py"], exclude=[])}
     )
 
-    first = corpus.build(library, server_settings)
+    first = corpus.build(library, server_settings, sources.sync(library, server_settings))
     stats = json.loads((Path(first.path) / "manifest.json").read_text())["llm"]
     assert stats["requests"] >= 3 and stats["cached"] == 0 and stats["tokens"] > 0
-    rejected = [r for r in corpus.load_rows(first.path, "rejected") if r["meta"]["generator"] == "llm"]
-    kept = [
-        r for split in ("train", "eval") for r in corpus.load_rows(first.path, split) if r["meta"]["generator"] == "llm"
-    ]
+    rejected = [r for r in load_rows(first.path, "rejected") if r["meta"]["generator"] == "llm"]
+    kept = [r for split in ("train", "eval") for r in load_rows(first.path, split) if r["meta"]["generator"] == "llm"]
     # Every request's output is accounted for: parsed pairs go through the filters, unparsable output is
     # rejected as such; either way, junk from a tiny random model never reaches the corpus.
     assert kept == [], "junk from a tiny random model reached the corpus"

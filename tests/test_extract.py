@@ -4,7 +4,6 @@ their canonical public path. Each test builds a small git repository in tmp_path
 from __future__ import annotations
 
 import ast
-import importlib
 import subprocess
 import textwrap
 from pathlib import Path
@@ -13,12 +12,10 @@ from typing import Any
 import pytest
 
 from doctune.config import LibraryConfig
-from doctune.corpus import pyapi
 from doctune.corpus.extract import Surface, Unit, extract
+from doctune.corpus.extract import surface as extraction  # the module that parses each file, to patch its parser
 from doctune.corpus.pyapi import ModuleFacts
-
-# The module itself, to patch its parser: `doctune.corpus.extract` as an attribute is the re-exported function.
-extraction = importlib.import_module("doctune.corpus.extract")
+from doctune.corpus.pyapi.resolver import MAX_HOPS
 
 
 def make_repo(root: Path, files: dict[str, str]) -> Path:
@@ -330,7 +327,7 @@ def test_import_cycles_and_endless_chains_are_tolerated(tmp_path: Path) -> None:
         "pkg/s2.py": "from .s1 import *\n\n\ndef two():\n    pass\n",
         "pkg/self.py": "same = same\n",
     }
-    hops = pyapi.MAX_HOPS + 5
+    hops = MAX_HOPS + 5
     files |= {f"pkg/chain{i}.py": f"from .chain{i + 1} import far\n" for i in range(hops)}
     files[f"pkg/chain{hops}.py"] = "def far():\n    pass\n"
     surface = surface_of(make_repo(tmp_path / "repo", files), "pkg")

@@ -12,7 +12,7 @@ import pytest
 from conftest import tiny_library
 from hostile_repo import OUTSIDE_MARKER, PLANTED, hostile_repo, leaks, written_files
 
-from doctune import corpus
+from doctune import corpus, sources
 from doctune.config import Settings
 from doctune.train import train
 
@@ -24,7 +24,7 @@ def test_a_hostile_repository_builds_and_trains_without_leaking(
     hostile_repo(demo_repo, tmp_path / "outside")
     library = tiny_library(settings, demo_repo, max_steps=2, save_steps=2)
     with caplog.at_level(logging.INFO):
-        info = corpus.build(library, settings)
+        info = corpus.build(library, settings, sources.sync(library, settings))
         train(library, settings)
     report = json.loads((Path(info.path) / "report.json").read_text())
     skipped = report["skipped_files"]

@@ -12,10 +12,10 @@ from openai import OpenAI
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from doctune import corpus, serve
-from doctune.bench import Traffic
+from benchmarks.traffic import Traffic
+from demo import prepare_demo_repo
+from doctune import corpus, serve, sources
 from doctune.config import LibraryConfig, Settings
-from doctune.demo import prepare_demo_repo
 from doctune.errors import DoctuneError
 from doctune.evaluate import evaluate
 from doctune.registry import Registry
@@ -30,7 +30,7 @@ def deployed(server_settings: Settings, tmp_path_factory: pytest.TempPathFactory
     """A library with v1 in production and v2 trained (a candidate), on the session's servers."""
     repo = prepare_demo_repo(Settings(home=tmp_path_factory.mktemp("serve-repo")))
     library = tiny_library(server_settings, repo, name="servelib")
-    corpus.build(library, server_settings)
+    corpus.build(library, server_settings, sources.sync(library, server_settings))
     train(library, server_settings)
     assert evaluate(library, server_settings, 1).decision == "promote"
     serve.deploy(library, server_settings, 1)

@@ -1,4 +1,5 @@
 import base64
+import json
 import subprocess
 import tempfile
 import threading
@@ -9,11 +10,13 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
+from demo import edit_demo_docs, run_git
+from doctune import corpus
 from doctune.config import LibraryConfig, Settings, load_library
-from doctune.demo import edit_demo_docs, run_git
 from doctune.errors import DoctuneError
 from doctune.registry import Registry
 from doctune.sources import GitCredentials, redact_url, sync, sync_repository
+from doctune.sources.trees import KEPT_TREES
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -29,12 +32,39 @@ def test_clone_then_fetch_follows_the_branch(settings: Settings, library: Librar
     assert sync_repository(library, settings, first)[1] == first  # an exact commit can be pinned
 
 
-def test_sync_records_snapshot_and_detects_change(settings: Settings, library: LibraryConfig) -> None:
+def test_sync_checks_out_the_commit_and_says_whether_a_version_was_built_from_it(
+    settings: Settings, library: LibraryConfig, demo_repo: Path
+) -> None:
     result = sync(library, settings)
     assert result.changed and result.dataset_version is None
+    tree = Path(result.path)
+    assert tree == settings.path("workspaces", library.name, "trees") / result.commit
+    assert _git(tree, "rev-parse", "HEAD") == result.commit == _git(demo_repo, "rev-parse", "HEAD")
+    assert (tree / "ledgerkite" / "envelopes.py").is_file()
+    # The build fingerprints the doc surface, so the snapshot (commit and fingerprint) is its to record.
+    info = corpus.build(library, settings, result)
     snapshot = Registry.open(settings).latest_snapshot(library.name)
     assert snapshot is not None and snapshot.commit == result.commit
-    assert snapshot.surface_hash == result.surface_hash
+    manifest = json.loads((Path(info.path) / "manifest.json").read_text())
+    assert snapshot.surface_hash == manifest["surface_hash"]
+    again = sync(library, settings)
+    assert (again.changed, again.dataset_version, again.path) == (False, info.version, result.path)
+    edit_demo_docs(demo_repo, 1)
+    assert sync(library, settings).changed
+
+
+def test_trees_of_older_syncs_are_deleted(settings: Settings, library: LibraryConfig, demo_repo: Path) -> None:
+    oldest = sync(library, settings)
+    newer = []
+    for n in range(1, KEPT_TREES + 1):
+        edit_demo_docs(demo_repo, n)
+        newer.append(sync(library, settings))
+    kept = sorted(p.name for p in settings.path("workspaces", library.name, "trees").iterdir())
+    assert kept == sorted(r.commit for r in newer) and not Path(oldest.path).exists()
+    repo = settings.path("workspaces", library.name) / "repo"
+    assert oldest.commit not in _git(repo, "worktree", "list")  # git forgot it too
+    with pytest.raises(DoctuneError, match=r"tree of ledgerkite at \w{12} is gone .*: run the sync again"):
+        corpus.build(library, settings, oldest)
 
 
 def test_hooks_in_the_repository_never_run(settings: Settings, library: LibraryConfig, demo_repo: Path) -> None:
@@ -46,7 +76,7 @@ def test_hooks_in_the_repository_never_run(settings: Settings, library: LibraryC
     (tree / ".git" / "hooks" / "post-checkout").write_text(f"#!/bin/sh\ntouch {marker}\n")
     (tree / ".git" / "hooks" / "post-checkout").chmod(0o755)
     edit_demo_docs(demo_repo, 2)
-    sync_repository(library, settings)
+    sync(library, settings)  # a fetch, a checkout, and a worktree of the commit
     assert not marker.exists()
 
 
@@ -183,6 +213,7 @@ def test_a_repository_that_becomes_unreachable_fails_sync_and_keeps_what_was_rec
     settings: Settings, library: LibraryConfig, demo_repo: Path
 ) -> None:
     first = sync(library, settings)
+    corpus.build(library, settings, first)
     demo_repo.rename(demo_repo.with_name("moved-away"))
     with pytest.raises(DoctuneError) as failure:
         sync(library, settings)

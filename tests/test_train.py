@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from doctune import corpus
+from doctune import corpus, sources
 from doctune.config import LibraryConfig, Settings, TrainParams
 from doctune.errors import DoctuneError
 from doctune.registry import Registry
@@ -17,7 +17,7 @@ from doctune.train import adapter_digest, servable_problems, train
 def test_train_registers_an_adapter_vllm_can_load(settings: Settings, library: LibraryConfig) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    dataset = corpus.build(library, settings)
+    dataset = corpus.build(library, settings, sources.sync(library, settings))
     result = train(library, settings)
     registry = Registry.open(settings)
     adapter = registry.adapter(library.name, result.adapter_version)
@@ -41,7 +41,7 @@ def test_train_registers_an_adapter_vllm_can_load(settings: Settings, library: L
 
 @pytest.mark.slow
 def test_retry_of_a_finished_run_returns_its_adapter(settings: Settings, library: LibraryConfig) -> None:
-    corpus.build(library, settings)
+    corpus.build(library, settings, sources.sync(library, settings))
     first = train(library, settings)
     run_dir = Path(Registry.open(settings).run(first.run_id).output_dir)
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("checkpoint-*"))
@@ -57,7 +57,7 @@ def test_retry_of_a_finished_run_returns_its_adapter(settings: Settings, library
 
 @pytest.mark.slow
 def test_rank_above_the_serving_limit_fails_before_training(settings: Settings, library: LibraryConfig) -> None:
-    corpus.build(library, settings)
+    corpus.build(library, settings, sources.sync(library, settings))
     with pytest.raises(DoctuneError, match="lora_rank=64 is above the serving limit --max-lora-rank 16"):
         train(library, settings, params=TrainParams(lora_rank=64, lora_alpha=64))
     assert Registry.open(settings).adapters(library.name) == []
@@ -93,7 +93,7 @@ def test_empty_dataset_version_registers_nothing(settings: Settings, library: Li
 
 @pytest.mark.slow
 def test_missing_base_model_registers_nothing(settings: Settings, library: LibraryConfig, tmp_path: Path) -> None:
-    corpus.build(library, settings)
+    corpus.build(library, settings, sources.sync(library, settings))
     broken = library.model_copy(update={"base_model": str(tmp_path / "no-such-model")})
     with pytest.raises(DoctuneError, match="is not a model folder"):
         train(broken, settings)
@@ -135,7 +135,7 @@ def test_an_adapter_vllm_would_refuse_or_serve_as_a_no_op_is_named(tmp_path: Pat
 
 @pytest.mark.slow
 def test_qlora_4bit_path_trains_on_cpu(settings: Settings, library: LibraryConfig) -> None:
-    corpus.build(library, settings)
+    corpus.build(library, settings, sources.sync(library, settings))
     params = library.train.model_copy(update={"max_steps": 6, "save_steps": 6, "load_in_4bit": True, "backend": "peft"})
     result = train(library, settings, params=params)
     config = json.loads((Path(result.adapter_path) / "adapter_config.json").read_text())
@@ -157,7 +157,7 @@ def test_packing_packs_and_epochs_count_packed_rows(
             trainers.append(self)
 
     monkeypatch.setattr(trl, "SFTTrainer", Seen)
-    dataset = corpus.build(library, settings)
+    dataset = corpus.build(library, settings, sources.sync(library, settings))
     params = library.train.model_copy(update={"packing": True, "num_epochs": 0.1, "save_steps": 100})
     result = train(library, settings, params=params)
 
@@ -184,7 +184,7 @@ def test_stop_request_checkpoints_and_a_rerun_resumes(
 ) -> None:
     from doctune.train import STOP_FILE, TrainingStopped, run_key
 
-    corpus.build(library, settings)
+    corpus.build(library, settings, sources.sync(library, settings))
     run_dir = settings.path("runs", library.name, run_key(1, library.base_model, library.train))
     (run_dir / STOP_FILE).touch()  # as `doctune train stop` does for a running training
     with pytest.raises(TrainingStopped, match="stopped on request at step 1 of 20"):
@@ -207,7 +207,7 @@ def test_stop_request_checkpoints_and_a_rerun_resumes(
 def test_corrupt_latest_checkpoint_is_set_aside(settings: Settings, library: LibraryConfig) -> None:
     from doctune.train import latest_good_checkpoint, run_key
 
-    corpus.build(library, settings)
+    corpus.build(library, settings, sources.sync(library, settings))
     first = train(library, settings)
     checkpoints = Path(Registry.open(settings).run(first.run_id).output_dir) / "checkpoints"
     (checkpoints / "checkpoint-20" / "adapter_model.safetensors").write_bytes(b"half-written")  # a full disk
@@ -269,7 +269,7 @@ def test_full_disk_while_checkpointing_fails_clearly_and_a_rerun_resumes(
 ) -> None:
     from doctune.train import run_key
 
-    corpus.build(library, settings)
+    corpus.build(library, settings, sources.sync(library, settings))
     params = library.train.model_copy(update={"max_steps": 4, "save_steps": 2})
     run_dir = settings.path("runs", library.name, run_key(1, library.base_model, params))
     full: list[bool] = []
@@ -301,7 +301,7 @@ def test_full_disk_while_checkpointing_fails_clearly_and_a_rerun_resumes(
 def test_tensorboard_has_eval_loss_tokens_per_second_and_hparams(settings: Settings, library: LibraryConfig) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    corpus.build(library, settings)
+    corpus.build(library, settings, sources.sync(library, settings))
     train(library, settings)
     folder = next((settings.tensorboard_path / library.name).iterdir())
     tags: set[str] = set()
@@ -363,7 +363,7 @@ def test_a_slow_start_does_not_cut_the_plan_for_good(tmp_path: Path) -> None:
 def test_a_spent_time_budget_stops_the_run_and_registers_its_adapter(
     settings: Settings, library: LibraryConfig
 ) -> None:
-    corpus.build(library, settings)
+    corpus.build(library, settings, sources.sync(library, settings))
     # A budget far shorter than one step: the run stops after its first step, as at the end of a nightly window
     # (no warmup, whose first step has a learning rate of 0).
     result = train(
@@ -398,7 +398,7 @@ def test_kill_9_loses_at_most_the_steps_since_the_last_checkpoint(
     import sys
     import time
 
-    corpus.build(library, settings)
+    corpus.build(library, settings, sources.sync(library, settings))
     params = library.train.model_copy(update={"max_steps": 40})  # what `--max-steps 40` makes of the config
     run_dir = settings.home / "runs" / library.name
     doctune = str(Path(sys.executable).parent / "doctune")
@@ -429,7 +429,7 @@ def test_kill_9_loses_at_most_the_steps_since_the_last_checkpoint(
 
 @pytest.mark.slow
 def test_a_training_lease_held_elsewhere_blocks_a_second_try(settings: Settings, library: LibraryConfig) -> None:
-    corpus.build(library, settings)
+    corpus.build(library, settings, sources.sync(library, settings))
     registry = Registry.open(settings)
     assert registry.acquire_lease("train:ledgerkite", "worker-2:4242:abcd", ttl=600)  # a live try on another host
     with pytest.raises(DoctuneError, match=r"another training of ledgerkite holds its lease \(worker-2:4242:abcd"):
@@ -443,7 +443,7 @@ def test_a_dead_local_holder_is_replaced_and_the_lease_released(settings: Settin
     import socket
     import subprocess
 
-    corpus.build(library, settings)
+    corpus.build(library, settings, sources.sync(library, settings))
     dead = subprocess.Popen(["true"])
     dead.wait()  # its pid no longer exists
     registry = Registry.open(settings)
@@ -458,7 +458,7 @@ def test_losing_the_lease_stops_with_a_checkpoint(
 ) -> None:
     from doctune.train import TrainingStopped
 
-    corpus.build(library, settings)
+    corpus.build(library, settings, sources.sync(library, settings))
     monkeypatch.setenv("DOCTUNE_TRAINING_LEASE_SECONDS", "0.3")
     monkeypatch.setattr(Registry, "renew_lease", lambda *args, **kwargs: False)  # another try took it over
     with pytest.raises(TrainingStopped):

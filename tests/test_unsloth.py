@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import FIGURES, REPO, skip_unless_ci, tiny_library
 
-from doctune import corpus
+from doctune import corpus, sources
 from doctune.config import Settings
 from doctune.registry import Registry
 from doctune.train import STOP_FILE, run_key
@@ -47,7 +47,7 @@ def test_unsloth_branch_trains_resumes_and_saves_a_servable_adapter(settings: Se
     from safetensors import safe_open
 
     library = tiny_library(settings, demo_repo, backend="unsloth", max_steps=6, save_steps=3)
-    corpus.build(library, settings)
+    corpus.build(library, settings, sources.sync(library, settings))
     run_dir = settings.path("runs", library.name, run_key(1, library.base_model, library.train))
     (run_dir / STOP_FILE).touch()  # stop after the first step: the rerun must resume, not restart at step 0
 

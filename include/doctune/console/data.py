@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from doctune.config import LibraryConfig, Settings, library_files, load_library
-from doctune.corpus import diff_rows, load_rows
-from doctune.corpus.datasets import diff_pairs
+from doctune.corpus import diff_pairs, diff_rows
 from doctune.errors import DoctuneError
 from doctune.evaluate import HEADLINE, evaluation_report
 from doctune.names import LOWER_IS_BETTER, AdapterStatus
+from doctune.registry import load_rows
 
 SPLITS = ("train", "eval", "rejected")
 # Leaderboard columns first in the order evaluation reports lead with, then any other metric the suite produced.

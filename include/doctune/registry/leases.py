@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from doctune.config import LibraryConfig, Settings
 from doctune.errors import DoctuneError
 from doctune.registry.tables import Lease
 
@@ -110,6 +111,20 @@ class Leases:
             released.set()
             thread.join()
             self.release_lease(name, holder)
+
+    def workspace_lease(
+        self, library: LibraryConfig, settings: Settings, on_lost: Callable[[], object] = lambda: None
+    ) -> AbstractContextManager[None]:
+        """The library's workspace lease, held by a sync (while it fetches and checks out a commit's tree or prunes
+        old ones) and by a corpus build (for as long as it reads the tree)."""
+        return self.exclusive(
+            f"workspace:{library.name}",
+            settings.training_lease_seconds,
+            busy=f"another sync or corpus build of {library.name} is using its workspace",
+            why="two at once would check out different commits into one work tree and race for one dataset version; "
+            "this one does not start. Retry when the other ends (the Airflow task retries).",
+            on_lost=on_lost,
+        )
 
     def _take_lease(self, name: str, holder: str, ttl: float) -> bool:
         if self.acquire_lease(name, holder, ttl):
