@@ -41,8 +41,9 @@ $(UNSLOTH_VENV)/.installed: pyproject.toml constraints-unsloth.txt
 	$(UNSLOTH_VENV)/bin/pip uninstall -q -y torchvision
 	touch $@
 
+# The demo runs from this checkout (it is not in the wheel): make demo DEMO_ARGS="--edit-docs --base-model tiny-llama".
 demo: setup
-	$(VENV)/bin/doctune demo
+	$(VENV)/bin/python -m demo $(DEMO_ARGS)
 
 # Headless Chromium for the console's browser tests: Debian's package, driven by Playwright (no browser download).
 chromium:
@@ -65,7 +66,7 @@ console: setup
 # layers), training throughput, then model quality on the demo and
 # real libraries: each prints its figures beside a baseline from the same run and writes benchmarks/results/*.json.
 bench: setup
-	$(VENV)/bin/python -m doctune.bench
+	$(VENV)/bin/python benchmarks/pipeline.py
 	$(VENV)/bin/python benchmarks/hostile.py
 	$(VENV)/bin/python benchmarks/training.py
 	$(VENV)/bin/python benchmarks/quality.py

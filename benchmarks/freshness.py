@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,14 +25,16 @@ from typing import Any
 
 import results
 from openai import OpenAI
+from pipeline import bench_settings
 
 from doctune import corpus, serve
-from doctune.bench import bench_settings
 from doctune.config import Settings
-from doctune.demo import commit_api_change, demo_library, prepare_demo_repo
 from doctune.evaluate import evaluate
 from doctune.sources import sync
 from doctune.train import train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the demo package is at the root
+from demo import commit_api_change, demo_library, prepare_demo_repo  # noqa: E402
 
 FIGURES = ("new_api_recall", "stale_rate", "unchanged_score")
 GOALS = {
@@ -69,12 +72,12 @@ def main() -> None:
         repo = prepare_demo_repo(settings)
         library = demo_library(settings, repo, args.base_model, args.max_steps)
         try:
-            corpus.build(library, settings)
+            corpus.build(library, settings, sync(library, settings))
             serve.deploy(library, settings, train(library, settings).adapter_version)  # production before the commit
             serve.ensure_gateway(settings)
             commit_api_change(repo)
-            timed("sync", lambda: sync(library, settings))
-            timed("corpus", lambda: corpus.build(library, settings))
+            synced = timed("sync", lambda: sync(library, settings))
+            timed("corpus", lambda: corpus.build(library, settings, synced))
             trained = timed("train", lambda: train(library, settings))
             result = timed("evaluate", lambda: evaluate(library, settings, trained.adapter_version, full=True))
             if result.decision == "promote":

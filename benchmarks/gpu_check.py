@@ -162,9 +162,10 @@ def prepare_wheels(dest: Path) -> dict[str, Any]:
 
 def prepare_dataset(dest: Path) -> dict[str, Any]:
     """The demo library's dataset as the corpus stage builds it, with what registering it again needs."""
-    from doctune import corpus
+    sys.path.insert(0, str(ROOT))  # the demo package is at the repository root, not in the wheel
+    from demo import DEMO_NAME, prepare_demo_repo
+    from doctune import corpus, sources
     from doctune.config import LibraryConfig, Settings, write_library
-    from doctune.demo import DEMO_NAME, prepare_demo_repo
     from doctune.registry import Registry
 
     shutil.rmtree(dest, ignore_errors=True)
@@ -179,7 +180,7 @@ def prepare_dataset(dest: Path) -> dict[str, Any]:
             retrain_schedule=None,
         )
         write_library(settings, library)
-        built = corpus.build(library, settings)
+        built = corpus.build(library, settings, sources.sync(library, settings))
         dataset = Registry.open(settings).dataset(library.name, built.version)
         shutil.copytree(built.path, dest)
     fields = ("commit", "surface_hash", "content_hash", "n_train", "n_eval")

@@ -19,11 +19,12 @@ from typing import Any
 import results
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the hostile repository the tests use
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the demo package, which hostile_repo imports too
 from hostile_repo import PLACES, PLANTED, hostile_repo, leaks, written_files  # noqa: E402
+from pipeline import bench_settings  # noqa: E402
 
-from doctune import corpus  # noqa: E402
-from doctune.bench import bench_settings  # noqa: E402
-from doctune.demo import demo_library, prepare_demo_repo  # noqa: E402
+from demo import demo_library, prepare_demo_repo  # noqa: E402
+from doctune import corpus, sources  # noqa: E402
 from doctune.sandbox import isolation  # noqa: E402
 
 
@@ -35,7 +36,7 @@ def built(home: Path, outside: Path | None) -> tuple[dict[str, Any], float, list
         hostile_repo(repo, outside)
     library = demo_library(settings, repo, "tiny-llama", max_steps=1)
     started = time.perf_counter()
-    info = corpus.build(library, settings)
+    info = corpus.build(library, settings, sources.sync(library, settings))
     seconds = time.perf_counter() - started
     files = written_files(settings.home, besides=[settings.path("workspaces", library.name), repo])
     return json.loads((Path(info.path) / "report.json").read_text()), seconds, leaks(files)

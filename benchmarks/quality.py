@@ -20,19 +20,22 @@ import argparse
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import results
+from pipeline import bench_settings, real_library_repo
 
-from doctune import corpus, serve
-from doctune.bench import bench_settings, real_library_repo
+from doctune import corpus, serve, sources
 from doctune.config import LibraryConfig, Settings, write_library
-from doctune.demo import DEMO_NAME, prepare_demo_repo
 from doctune.evaluate import evaluate
 from doctune.train import train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the demo package is at the root
+from demo import DEMO_NAME, prepare_demo_repo  # noqa: E402
 
 BASE_MODEL = "smollm2-135m-instruct"
 PRESET = "smollm2-135m"
@@ -54,7 +57,7 @@ ROWS = ("base", "docs_in_prompt", "candidate")
 
 def corpus_figures(settings: Settings, library: LibraryConfig) -> tuple[Any, dict[str, Any]]:
     started = time.perf_counter()
-    dataset = corpus.build(library, settings)
+    dataset = corpus.build(library, settings, sources.sync(library, settings))
     seconds = time.perf_counter() - started
     folder = Path(dataset.path)
     report = json.loads((folder / "report.json").read_text())

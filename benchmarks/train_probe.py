@@ -16,7 +16,7 @@ from pathlib import Path
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from doctune.config import TrainParams
-from doctune.corpus import load_rows
+from doctune.registry import load_rows
 from doctune.train import FitChoices, _fit
 
 

@@ -26,10 +26,12 @@ from typing import Any
 
 import results
 
-from doctune import corpus
+from doctune import corpus, sources
 from doctune.base_models import resolve_base_model
 from doctune.config import LibraryConfig, Settings, write_library
-from doctune.demo import prepare_demo_repo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: the demo package is at the root
+from demo import prepare_demo_repo  # noqa: E402
 
 PROBE = Path(__file__).with_name("train_probe.py")
 STEPS = 16
@@ -58,7 +60,7 @@ def main() -> None:
         settings = Settings(home=Path(tmp), models_dir=Settings().models_path)
         library = LibraryConfig(name="ledgerkite", repo_url=prepare_demo_repo(settings).as_uri())
         write_library(settings, library)
-        dataset = corpus.build(library, settings)
+        dataset = corpus.build(library, settings, sources.sync(library, settings))
         base = resolve_base_model("smollm2-135m-instruct", settings)
         figures: dict[str, Any] = {}
         for name, choices in VARIANTS:

@@ -30,8 +30,8 @@ os.environ.update(
 os.environ.pop("DOCTUNE_DATABASE_URL", None)
 os.environ.pop("DOCTUNE_LIBRARIES_DIR", None)
 
+from demo import DEMO_NAME, prepare_demo_repo  # noqa: E402
 from doctune.config import LibraryConfig, Settings, TrainParams, write_library  # noqa: E402
-from doctune.demo import DEMO_NAME, prepare_demo_repo  # noqa: E402
 
 POSTGRES_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 # Figures tests measure (DAG parse time per file), printed at the end of the run rather than asserted.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from demo import edit_demo_docs
 from doctune.config import LibraryConfig, Settings, write_library
 from doctune.registry import Registry
 
@@ -67,8 +68,6 @@ def test_corpus_build_and_status(settings: Settings, library: LibraryConfig) -> 
 
 
 def test_corpus_show_and_diff(settings: Settings, library: LibraryConfig, demo_repo: Path) -> None:
-    from doctune.demo import edit_demo_docs
-
     assert _run(settings, "corpus", "build", library.name).returncode == 0
     edit_demo_docs(demo_repo, 1)
     assert _run(settings, "corpus", "build", library.name).returncode == 0

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from conftest import FIGURES
 
-from doctune.bench import parse_dag_file
+from benchmarks.pipeline import parse_dag_file
 from doctune.config import LibraryConfig, Settings, write_library
 
 REPO = Path(__file__).resolve().parents[1]

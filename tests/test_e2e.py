@@ -10,8 +10,8 @@ from conftest import tiny_library
 from openai import OpenAI
 from rich.console import Console
 
+from demo import edit_demo_docs, prepare_demo_repo, run_pipeline, summary
 from doctune.config import Settings
-from doctune.demo import edit_demo_docs, prepare_demo_repo, run_pipeline, summary
 from doctune.registry import Registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

