@@ -73,7 +73,7 @@ def _edit(path: Path, old: str, new: str) -> None:
 def commit_api_change(repo: Path) -> str:
     """Commit ledgerkite 0.4.0, a real API change: a new public function ``average_outlay`` with its docstring, doc
     section and test, ``leaderboard``'s default ``top`` raised from 3 to 5, and a changelog entry. Returns the
-    commit. The next corpus version's evaluation probes exactly this change (``corpus.apidiff``)."""
+    commit. The next corpus version's evaluation probes exactly this change (``evaluate.suite.apidiff``)."""
     reports = repo / "ledgerkite" / "reports.py"
     _edit(reports, '    "leaderboard",\n', '    "average_outlay",\n    "leaderboard",\n')
     _edit(

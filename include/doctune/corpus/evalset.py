@@ -18,6 +18,7 @@ from doctune.corpus.facts import fact
 
 # A module import: doctune.evaluate.suite reads corpus modules, so this can run while the suite is half loaded.
 from doctune.evaluate import suite
+from doctune.evaluate.suite.apidiff import api_diff, diff_probes
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +135,6 @@ def _api_change(
     parent: Path | None, symbols: dict[str, dict[str, Any]], questions: list[Any], package: str
 ) -> tuple[dict[str, Any] | None, list[Any]]:
     """The API diff against the parent version (None for a first version) and the probes that check it."""
-    # Imported here: apidiff imports names of doctune.evaluate.suite, which imports corpus modules (a cycle).
-    from doctune.corpus.apidiff import api_diff, diff_probes
-
     if parent is None or not (parent / "symbols.json").is_file() or not (parent / "manifest.json").is_file():
         return None, []
     parent_evalset = parent / "evalset.json"

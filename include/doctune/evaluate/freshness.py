@@ -1,8 +1,9 @@
 """Freshness: does a model know what changed in the library since the parent dataset version?
 
-A version's evaluation suite carries its API diff against the parent and the diff probes (``corpus.apidiff``). Every
-model in the evaluation answers the probes, production included, so the report shows yesterday's model beside
-today's. Per model, beside ``diff_probes`` (the share of probes answered right, which the gate checks):
+A version's evaluation suite carries its API diff against the parent and the diff probes
+(``evaluate.suite.apidiff``). Every model in the evaluation answers the probes, production included, so the report
+shows yesterday's model beside today's. Per model, beside ``diff_probes`` (the share of probes answered right, which
+the gate checks):
 
 - ``new_api_recall``: probes about added, changed, renamed or deprecated API, answered right;
 - ``stale_rate``: of the probes an outdated answer can fail, the share whose answer offers the old API (an old

@@ -37,6 +37,7 @@ from doctune.evaluate.heldout_loss import heldout_losses
 from doctune.evaluate.items import suite_items
 from doctune.evaluate.report import answer_rows, showcase, wins_and_losses, write_report
 from doctune.evaluate.scoring import score_items, wilson
+from doctune.evaluate.suite.apidiff import ApiDiff
 from doctune.names import AdapterStatus, Decision
 from doctune.registry import Registry, load_rows
 from doctune.sandbox import require_minimum
@@ -78,10 +79,6 @@ def evaluate(library: LibraryConfig, settings: Settings, adapter_version: int, *
 
     The gate asks a stratified sample that fits ``library.gate.eval_seconds``; ``full`` asks every item and adds
     the docs-in-prompt row (the base model with each symbol's documentation in the prompt)."""
-    # Imported here, not at the top: corpus.apidiff imports doctune.evaluate.suite, and importing that runs this
-    # package's __init__, which imports this module: apidiff imported first would find itself half-initialised.
-    from doctune.corpus.apidiff import ApiDiff
-
     registry = Registry.open(settings)
     candidate = registry.adapter(library.name, adapter_version)
     production = registry.production(library.name)

@@ -37,7 +37,7 @@ class ApiQuestion:
     prompt: str
     expect: dict[str, Any]
     split: str = "trained"  # "trained": its facts trained as questions; "withheld": only as documentation
-    change: str = ""  # a diff probe's change since the parent version (see corpus.apidiff): "added", "removed", ...
+    change: str = ""  # a diff probe's change since the parent version (see suite.apidiff): "added", "removed", ...
     stale: dict[str, Any] | None = None  # the parent version's expectation: an answer meeting only it is outdated
 
     def to_dict(self) -> dict[str, Any]:

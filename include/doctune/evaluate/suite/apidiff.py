@@ -17,7 +17,8 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from doctune.evaluate.suite import ApiQuestion, eval_phrasing
+from doctune.evaluate.suite.items import ApiQuestion
+from doctune.evaluate.suite.questions import eval_phrasing
 
 CALLABLE = ("function", "class", "method")
 
