@@ -8,8 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import FIGURES, REPO, skip_unless_ci, tiny_library
+from polling import wait_for
 from starlette.testclient import TestClient
 
 from demo import commit_api_change, prepare_demo_repo
@@ -37,17 +37,6 @@ VIEWER_KEY = "console-viewer-key-91c2"
 USERS = f"ops:operator:{KEY},vera:viewer:{VIEWER_KEY}"  # DOCTUNE_CONSOLE_KEYS: USER:ROLE:KEY, comma-separated
 ARTIFACTS = Path(os.environ.get("DOCTUNE_TEST_ARTIFACTS") or REPO / "test-artifacts") / "console"
 CHROMIUM = "/usr/bin/chromium"
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
-    """Poll ``condition`` until it returns something truthy (servers and trainings give no other signal)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 # -- in-process: login, the parameter form, error messages, highlighting ---------------------------------
@@ -332,7 +321,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             except httpx.TransportError:
                 return False
 
-        wait_until(healthy, "the console to answer", timeout=60)
+        wait_for(healthy, "the console to answer", timeout=60)
         yield Stack(settings, library, url)
     finally:
         if console is not None:
@@ -488,7 +477,7 @@ def test_start_stop_and_resume_a_training_run(page: Any, stack: Stack) -> None:
     def new_run(status: str, exclude: set[int]) -> Any:
         return next((r for r in registry.runs("consolelib", status=status) if r.id not in exclude), None)
 
-    run = wait_until(lambda: new_run("running", before), "the training to register its run")
+    run = wait_for(lambda: new_run("running", before), "the training to register its run")
     assert run.params["max_steps"] == 5000
     page.goto(f"/runs/{run.id}")
     page.wait_for_selector("#charts svg polyline[data-tag='train/loss']", timeout=120_000)  # live curve
@@ -497,7 +486,7 @@ def test_start_stop_and_resume_a_training_run(page: Any, stack: Stack) -> None:
 
     page.click("#stop-run")
     flash(page, "stop requested")
-    stopped = wait_until(lambda: registry.run(run.id).status == "stopped" and registry.run(run.id), "the stop")
+    stopped = wait_for(lambda: registry.run(run.id).status == "stopped" and registry.run(run.id), "the stop")
     checkpoints = sorted((Path(run.output_dir) / "checkpoints").glob("checkpoint-*"))
     assert checkpoints, "a stopped run keeps a checkpoint"
     assert "training stopped on request" in (stopped.error or "")
@@ -506,11 +495,11 @@ def test_start_stop_and_resume_a_training_run(page: Any, stack: Stack) -> None:
 
     page.click("#resume-run")
     flash(page, f"resuming run {run.id}")
-    resumed = wait_until(lambda: new_run("running", before | {run.id}), "the resumed run")
+    resumed = wait_for(lambda: new_run("running", before | {run.id}), "the resumed run")
     assert resumed.output_dir == run.output_dir  # same folder: it continues from the checkpoint
     page.goto(f"/runs/{resumed.id}")
     page.click("#stop-run")
-    wait_until(lambda: registry.run(resumed.id).status == "stopped", "the second stop")
+    wait_for(lambda: registry.run(resumed.id).status == "stopped", "the second stop")
     step = int(checkpoints[-1].name.rsplit("-", 1)[1])
     later = max(int(p.name.rsplit("-", 1)[1]) for p in (Path(run.output_dir) / "checkpoints").glob("checkpoint-*"))
     assert later > step  # it went on from where it stopped
@@ -552,6 +541,7 @@ def test_promote_and_roll_back(page: Any, stack: Stack) -> None:
 @pytest.mark.integration
 def test_unload_and_load_by_hand(page: Any, stack: Stack) -> None:
     vllm = serve.VLLMClient(stack.settings.vllm_url)
+    serve.load_version(stack.library, stack.settings, 2)  # the candidate, loaded as a promotion or a chat leaves it
     page.goto("/models")
     assert page.locator("#loaded-models tr[data-name='consolelib@v1'] button.unload").count() == 0  # production
     page.click("#unload-consolelib-v2")
