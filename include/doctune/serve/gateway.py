@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import uvicorn
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -32,7 +33,8 @@ from doctune.config import Settings, check_serving_keys
 from doctune.errors import DoctuneError
 from doctune.names import parse_served_name
 from doctune.registry import Registry
-from doctune.serve import UPSTREAM_LIMITS, reconcile
+from doctune.serve.client import UPSTREAM_LIMITS
+from doctune.serve.deploy import reconcile
 
 log = logging.getLogger(__name__)
 
@@ -232,8 +234,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import uvicorn
-
     parser = argparse.ArgumentParser(description="doctune's OpenAI-compatible gateway in front of vLLM")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100)
