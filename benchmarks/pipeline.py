@@ -23,9 +23,9 @@ from benchmarks.traffic import Traffic, percentile  # noqa: E402
 from demo import prepare_demo_repo, run_git  # noqa: E402
 from doctune import corpus, serve, sources  # noqa: E402
 from doctune.config import LibraryConfig, Settings, TrainParams, write_library  # noqa: E402
-from doctune.corpus.extract import classify, tracked_files  # noqa: E402
 from doctune.evaluate import evaluate  # noqa: E402
 from doctune.names import AdapterStatus  # noqa: E402
+from doctune.reader.extract import classify, tracked_files  # noqa: E402
 from doctune.registry import Registry  # noqa: E402
 from doctune.train import train  # noqa: E402
 

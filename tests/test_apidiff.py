@@ -10,11 +10,11 @@ from demo import commit_api_change, commit_next_change, edit_demo_docs, run_git
 from demo.report import _freshness_rows
 from doctune import corpus, sources
 from doctune.config import LibraryConfig, Settings
-from doctune.corpus.units import Unit
 from doctune.evaluate import Item
 from doctune.evaluate.freshness import GROUP, figures
 from doctune.evaluate.suite import ApiQuestion, api_questions, is_stale, score_api
 from doctune.evaluate.suite.apidiff import ApiDiff, api_diff, diff_probes
+from doctune.reader.units import Unit
 from doctune.registry import load_rows
 
 

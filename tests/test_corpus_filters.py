@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 
 from doctune.corpus import filters
-from doctune.corpus.extract import matches, rst_units
 from doctune.corpus.generate import references
+from doctune.reader.extract import matches, rst_units
 
 SYMBOLS: dict[str, dict[str, Any]] = {
     "acme": {"kind": "module", "path": "acme/__init__.py"},
@@ -133,6 +133,6 @@ def test_docutils_complaints_never_reach_the_text() -> None:
     ids=["google", "numpy", "rest"],
 )
 def test_parameter_descriptions_in_every_docstring_style(doc: str) -> None:
-    from doctune.corpus.facts import param_docs
+    from doctune.reader.facts import param_docs
 
     assert param_docs(doc) == {"envelope": "The pot to spend from.", "amount": "Cents."}

@@ -16,7 +16,6 @@ from conftest import tiny_library
 
 from demo import prepare_demo_repo
 from doctune.config import Settings
-from doctune.corpus.extract import Unit, extract
 from doctune.evaluate.suite import (
     ApiQuestion,
     ExecTask,
@@ -30,6 +29,7 @@ from doctune.evaluate.suite import (
     score_api,
     validate_exec_tasks,
 )
+from doctune.reader.extract import Unit, extract
 from doctune.sources import sync_repository
 
 NIBBLE = "result = lk.nibble(pot, 400)"

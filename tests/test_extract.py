@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from doctune.config import LibraryConfig
-from doctune.corpus.extract import Surface, Unit, extract
-from doctune.corpus.extract import surface as extraction  # the module that parses each file, to patch its parser
-from doctune.corpus.pyapi import ModuleFacts
-from doctune.corpus.pyapi.resolver import MAX_HOPS
+from doctune.reader.extract import Surface, Unit, extract
+from doctune.reader.extract import surface as extraction  # the module that parses each file, to patch its parser
+from doctune.reader.pyapi import ModuleFacts
+from doctune.reader.pyapi.resolver import MAX_HOPS
 
 
 def make_repo(root: Path, files: dict[str, str]) -> Path:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from doctune.corpus.markup import plain
+from doctune.reader.markup import plain
 
 ROLES = [
     (":func:`launch`", "`launch`"),

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from doctune.config import LibraryConfig
-from doctune.corpus.extract import Unit, example_units, extract
 from doctune.corpus.snippets import (
     Refusal,
     Snippet,
@@ -22,6 +21,7 @@ from doctune.corpus.snippets import (
     usage_snippets,
     verify_snippets,
 )
+from doctune.reader.extract import Unit, example_units, extract
 
 DEMO = Path(__file__).resolve().parents[1] / "include" / "demo_library"
 FIXTURE_NAMES = ("tmp_path", "monkeypatch", "capsys", "caplog", "request", "mocker")

@@ -1,9 +1,9 @@
-"""Corpus: read a library, turn it into chat-message pairs, filter them, and write dataset versions.
+"""Corpus: turn a library's units (``doctune.reader`` reads them from the synced tree) into chat-message pairs,
+filter them, and write dataset versions.
 
-- ``extract``: files -> units (doc sections, public symbols, tests, changelog) and the symbol table;
 - ``generate``: units -> deterministic pairs with provenance;
 - ``filters``: length, code validity, API existence, duplicates, decontamination, each with a reason;
-- ``facts``: what one public symbol's facts are, shared by the generators and the evaluation;
+- ``snippets``: the library's tests as runnable usage examples;
 - ``datasets``: ``build`` (the stage's entry: from the synced tree to an atomic, registered version) and
   ``DatasetInfo``;
 - ``split``: the held-out tests and the withheld-QA control, stable across versions;
@@ -16,9 +16,9 @@
 
 from doctune.corpus.datasets import DatasetInfo, Synced, build
 from doctune.corpus.diff import diff_pairs, diff_rows
-from doctune.corpus.extract import MAX_FILE_BYTES, Surface, Unit, extract
 from doctune.corpus.generate import generate_pairs
 from doctune.corpus.split import is_held_out, split_units, withheld_keys
+from doctune.reader.extract import MAX_FILE_BYTES, Surface, Unit, extract
 
 __all__ = [
     "MAX_FILE_BYTES",

@@ -25,17 +25,15 @@ from doctune.config import LibraryConfig, Settings
 from doctune.corpus import filters, generate
 from doctune.corpus.diff import diff_rows
 from doctune.corpus.evalset import build_evalset, heldout_phrasing_rows
-from doctune.corpus.extract import EXTRACTOR_VERSION, extract, extraction_cache
-from doctune.corpus.facts import fact
 from doctune.corpus.library_copy import library_copy
 from doctune.corpus.llm import llm_rows
 from doctune.corpus.quality_report import quality_report, report_markdown
 from doctune.corpus.split import split_units, withheld_keys
 from doctune.corpus.training_pairs import example_rows, overview_units, reusable_rows, unit_rows
 from doctune.errors import DoctuneError
-
-# A module import: doctune.evaluate.suite reads corpus modules, so this can run while the suite is half loaded.
 from doctune.evaluate import suite
+from doctune.reader.extract import EXTRACTOR_VERSION, extract, extraction_cache
+from doctune.reader.facts import fact
 from doctune.registry import Registry, load_rows
 from doctune.secrets import scrub
 

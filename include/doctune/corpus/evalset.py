@@ -13,12 +13,10 @@ from typing import Any
 
 from doctune.config import LibraryConfig
 from doctune.corpus import filters, generate
-from doctune.corpus.extract import Surface, Unit
-from doctune.corpus.facts import fact
-
-# A module import: doctune.evaluate.suite reads corpus modules, so this can run while the suite is half loaded.
 from doctune.evaluate import suite
 from doctune.evaluate.suite.apidiff import api_diff, diff_probes
+from doctune.reader.extract import Surface, Unit
+from doctune.reader.facts import fact
 
 log = logging.getLogger(__name__)
 

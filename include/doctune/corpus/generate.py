@@ -19,8 +19,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from doctune.corpus.extract import Unit
-from doctune.corpus.facts import Fact, Parameter, fact
+from doctune.reader.extract import Unit
+from doctune.reader.facts import Fact, Parameter, fact, is_enum
 
 # Bump when generated pairs change for the same units: a rebuild then regenerates instead of copying the parent's.
 GENERATOR_VERSION = 4
@@ -207,10 +207,6 @@ ANSWERS: dict[str, Callable[[Fact, str], str]] = {
     "which": lambda item, lib: which_answer(item),
     "usage": usage_answer,
 }
-
-
-def is_enum(item: Fact) -> bool:
-    return item.kind == "class" and bool(re.search(r"\((?:\w+\.)*\w*(?:Enum|Flag)\b", item.declaration))
 
 
 # A reference entry longer than this is split at paragraph boundaries into parts (attrs.define's docstring alone is

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from doctune.config import LibraryConfig, Settings
-from doctune.corpus.extract import read_text, tracked_files
+from doctune.reader.extract import read_text, tracked_files
 from doctune.secrets import scrub
 
 

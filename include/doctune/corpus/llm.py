@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr, create_model
 
 from doctune.config import LLMConfig
-from doctune.corpus.extract import Unit
+from doctune.reader.extract import Unit
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from doctune.config import LibraryConfig
 from doctune.corpus import filters
-from doctune.corpus.extract import Surface
+from doctune.reader.extract import Surface
 
 
 def _quantiles(values: list[int]) -> dict[str, int]:

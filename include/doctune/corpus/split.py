@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from doctune.corpus.extract import Unit
+from doctune.reader.extract import Unit
 
 
 def is_held_out(unit_key: str, share: float, salt: str = "") -> bool:

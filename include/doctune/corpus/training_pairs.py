@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from doctune.corpus import generate
-from doctune.corpus.extract import Surface, Unit
-from doctune.corpus.facts import fact
-
-# A module import: doctune.evaluate.suite reads corpus modules, so this can run while the suite is half loaded.
+from doctune.corpus.snippets import usage_snippets, verify_snippets
 from doctune.evaluate import suite
+from doctune.reader.extract import Surface, Unit
+from doctune.reader.facts import fact
 
 
 def reusable_rows(parent_rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -114,9 +113,6 @@ def example_rows(
     - each call a test or doc example checks, as a continuation task in TRAIN_WORDING: the setup, what to do, the
       call. The evaluation's tasks come from held-out tests in words of their own.
     A row that did not change keeps its parent's bytes, provenance included."""
-    # Imported here: snippets imports names of doctune.evaluate.suite, which imports corpus modules (a cycle).
-    from doctune.corpus.snippets import usage_snippets, verify_snippets
-
     tests = [u for u in units if u.kind == "example"]
     snippets, refusals = usage_snippets(tests, lib, surface.symbols, tree)
     checked = verify_snippets(snippets, library_path)

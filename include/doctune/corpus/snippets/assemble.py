@@ -10,11 +10,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from doctune.corpus.extract import Unit
 from doctune.corpus.snippets.outcome import Refusal, Refused, Snippet
 from doctune.corpus.snippets.rewrite import Rewrite
 from doctune.corpus.snippets.tools import check_decorators, parameter_values, testing_tools, tool_use
-from doctune.evaluate.suite import _free, _parsed, _pool_for, _preamble, _Scope, _Stmt, _test_module, _TestModule
+from doctune.evaluate.suite.mining import ModuleContext, module_context
+from doctune.evaluate.suite.scope import Scope, Stmt, free_names, pool_for, preamble_for
+from doctune.evaluate.suite.symbols import parse_or_none
+from doctune.reader.extract import Unit
 
 MAX_BODY_LINES = 40  # a longer test is an integration scenario, not an example someone asks for
 # Words that say "this is a test" rather than what the code shows: "test that", "checks", ...
@@ -38,7 +40,7 @@ def _task(function: ast.FunctionDef) -> str:
 def _self_use(statements: Sequence[ast.stmt]) -> str | None:
     """Why the body still needs the test's ``self`` after the rewrite, or None when it does not (a class
     defined in the body has a ``self`` of its own)."""
-    if "self" not in _free(statements):
+    if "self" not in free_names(statements):
         return None
     for stmt in statements:
         for node in ast.walk(stmt):
@@ -72,7 +74,7 @@ def _own_calls(stmt: ast.stmt) -> list[ast.Call]:
 def _called(module: ast.Module, import_name: str, symbols: Mapping[str, dict[str, Any]]) -> tuple[str, ...]:
     """The public callables the code calls, in the order it first names them. Variables holding library objects
     are followed, so ``shelf.pluck(...)`` counts as ``EnvelopeShelf.pluck``."""
-    scope = _Scope(import_name, symbols)
+    scope = Scope(import_name, symbols)
     found: list[str] = []
     for stmt in _statements_in_order(module):
         for call in _own_calls(stmt):
@@ -92,7 +94,7 @@ def _imports_standard_library(node: ast.stmt) -> bool:
     return module.split(".")[0] in sys.stdlib_module_names
 
 
-def _assemble(preamble: list[_Stmt], parameters: list[_Stmt], body: list[str]) -> str:
+def _assemble(preamble: list[Stmt], parameters: list[Stmt], body: list[str]) -> str:
     """The script in PEP 8 layout: standard-library imports, the other imports, module constants and helpers
     (two blank lines around a def or class), the parameter values, then the body."""
     chunks: list[tuple[str, str]] = []  # (kind, text)
@@ -124,15 +126,15 @@ def _snippet(
     import_name: str,
     symbols: Mapping[str, dict[str, Any]],
     tree: Path | None,
-    modules: dict[str, _TestModule],
+    modules: dict[str, ModuleContext],
 ) -> Snippet:
-    module = _parsed(unit.text)
+    module = parse_or_none(unit.text)
     function = module.body[0] if module and module.body else None
     if isinstance(function, ast.AsyncFunctionDef):
         raise Refused("is an async test: it needs the event loop its plugin provides")
     if not isinstance(function, ast.FunctionDef):
         raise Refused("is not a test function that parses")
-    context = _test_module(tree, unit.path, modules)
+    context = module_context(tree, unit.path, modules)
     tools = testing_tools(context.pool)
     decorators = context.decorators.get(function.name, [])
     check_decorators(decorators, tools)
@@ -149,7 +151,7 @@ def _snippet(
     if reason := _self_use(statements):
         raise Refused(reason)
     nodes = [*(p.node for p in parameters), *statements]
-    preamble, unbound = _preamble(_pool_for(nodes, context.pool, import_name, symbols), _free(nodes))
+    preamble, unbound = preamble_for(pool_for(nodes, context.pool, import_name, symbols), free_names(nodes))
     definitions = [s.node for s in preamble if not isinstance(s.node, ast.Import | ast.ImportFrom)]
     if tool := tool_use([*nodes, *definitions], tools):
         raise Refused(f"needs {tool}, a testing tool with no plain-Python rewrite")
@@ -158,7 +160,7 @@ def _snippet(
         raise Refused(f"uses {', '.join(sorted(unbound))}, defined neither in the test nor in {where}")
     header_end = function.body[0].end_lineno if has_docstring else function.lineno
     code = _assemble(preamble, parameters, rewrite.emit(statements, header_end))
-    parsed = _parsed(code)
+    parsed = parse_or_none(code)
     if parsed is None:  # every statement was checked to parse back; this is the safety net for the layout
         code = _assemble(preamble, parameters, [ast.unparse(s) for s in statements])
         parsed = ast.parse(code)
@@ -173,7 +175,7 @@ def _attempt(
     import_name: str,
     symbols: Mapping[str, dict[str, Any]],
     tree: Path | None,
-    modules: dict[str, _TestModule],
+    modules: dict[str, ModuleContext],
 ) -> Snippet | Refusal:
     if unit.kind != "example":
         return Refusal(unit.key, f"is a {unit.kind} unit, not a test")
@@ -200,7 +202,7 @@ def usage_snippets(
 ) -> tuple[list[Snippet], list[Refusal]]:
     """``usage_snippet`` for every example unit of ``units`` (others are skipped), reading each test module
     once."""
-    modules: dict[str, _TestModule] = {}
+    modules: dict[str, ModuleContext] = {}
     snippets: list[Snippet] = []
     refusals: list[Refusal] = []
     for unit in units:

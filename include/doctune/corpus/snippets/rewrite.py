@@ -17,7 +17,7 @@ from doctune.corpus.snippets.transforms import (
     same_statement,
     unittest_assert_text,
 )
-from doctune.evaluate.suite import _bound, _loaded
+from doctune.evaluate.suite.scope import bound_names, read_names
 
 ERROR_REPORT = 'print(f"{type(error).__name__}: {error}")'
 RECORD_ALL = 'warnings.simplefilter("always")'
@@ -164,15 +164,15 @@ class Rewrite:
             raise Refused("unpacks what pytest.raises returns")
         name = target.id
         moved: list[ast.stmt] = []
-        while rest and name in _loaded(rest[0]):
+        while rest and name in read_names(rest[0]):
             moved.append(rest.pop(0))
         moved = self.block([CaughtToError(self, name, attribute).visit(s) for s in moved])
-        if any(name in _loaded(s) for s in moved):
+        if any(name in read_names(s) for s in moved):
             raise Refused(f"uses {name} for more than {name}.{attribute}")
         for later in rest:
-            if name in _loaded(later):
+            if name in read_names(later):
                 raise Refused(f"uses {name} (what pytest.raises caught) after other statements")
-            if name in _bound(later):
+            if name in bound_names(later):
                 break
         return moved
 

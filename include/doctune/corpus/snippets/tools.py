@@ -9,7 +9,8 @@ import copy
 from collections.abc import Iterable, Mapping, Sequence
 
 from doctune.corpus.snippets.outcome import Refused
-from doctune.evaluate.suite import _first_parameters, _free, _Stmt, _TestModule
+from doctune.evaluate.suite.mining import ModuleContext, first_parameter_set
+from doctune.evaluate.suite.scope import Stmt, free_names
 
 TMP_PATH = "tmp_path = pathlib.Path(tempfile.mkdtemp())"  # the one fixture a plain script can stand in for
 # Names that mean a testing tool even when the test module's imports are not at hand.
@@ -21,7 +22,7 @@ def _tool_is(module: str) -> bool:
     return any(module == name or module.startswith(name + ".") for name in TOOL_MODULES)
 
 
-def testing_tools(pool: Iterable[_Stmt]) -> dict[str, str]:
+def testing_tools(pool: Iterable[Stmt]) -> dict[str, str]:
     """Names that stand for testing tools -> what they are: ``pytest`` -> "pytest", and after
     ``from pytest import approx`` also ``approx`` -> "pytest.approx"."""
     tools = {name: name for name in TOOL_NAMES}
@@ -81,7 +82,7 @@ def check_decorators(decorators: Sequence[ast.expr], tools: Mapping[str, str]) -
             raise Refused(f"uses the fixture{'s' if len(used) > 1 else ''} {', '.join(map(str, used))}")
 
 
-def _with_constant_sets(decorators: list[ast.expr], tools: Mapping[str, str], pool: Sequence[_Stmt]) -> list[ast.expr]:
+def _with_constant_sets(decorators: list[ast.expr], tools: Mapping[str, str], pool: Sequence[Stmt]) -> list[ast.expr]:
     """The decorators with parameter sets kept in a module constant (``parametrize("a, b", CASES)``) written
     out: the constant's value, when it is a list or tuple."""
     constants = {
@@ -117,8 +118,8 @@ def _taking(function: ast.FunctionDef, names: list[str]) -> ast.FunctionDef:
 
 
 def parameter_values(
-    function: ast.FunctionDef, decorators: list[ast.expr], tools: Mapping[str, str], context: _TestModule | None
-) -> list[_Stmt]:
+    function: ast.FunctionDef, decorators: list[ast.expr], tools: Mapping[str, str], context: ModuleContext | None
+) -> list[Stmt]:
     """Assignments that stand for the test's parameters: its first parametrize set, then ``tmp_path``.
     Without the test module (``context`` None) the decorators are unknown, so a parameter may be either."""
     arguments = function.args
@@ -136,20 +137,20 @@ def parameter_values(
     taken = [n for n in names if n in parametrized]
     try:
         written_out = _with_constant_sets(decorators, tools, context.pool if context else [])
-        values = _first_parameters(_taking(function, taken), written_out) if taken else []
+        values = first_parameter_set(_taking(function, taken), written_out) if taken else []
     except ValueError:  # argument names given as something other than string literals
         values = None
     if values is None:
         raise Refused("its parametrize values are not written out as literals")
     if "tmp_path" in names:
-        values.append(_Stmt(ast.parse(TMP_PATH).body[0], TMP_PATH))
+        values.append(Stmt(ast.parse(TMP_PATH).body[0], TMP_PATH))
     return values
 
 
 def tool_use(nodes: Sequence[ast.AST], tools: Mapping[str, str]) -> str | None:
     """The first testing tool the code still uses (``pytest.skip``, ``unittest.mock.patch``), or None. A name
     the code binds itself (a variable called ``mock``) is not a tool."""
-    unbound = _free(nodes)
+    unbound = free_names(nodes)
     for node in nodes:
         for inner in ast.walk(node):
             if (

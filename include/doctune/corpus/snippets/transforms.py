@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from doctune.corpus.snippets.tools import pytest_attr
-from doctune.evaluate.suite import _parsed
+from doctune.evaluate.suite.symbols import parse_or_none
 
 if TYPE_CHECKING:  # only for annotations: rewrite builds on these transforms at run time
     from doctune.corpus.snippets.rewrite import Rewrite
@@ -72,7 +72,7 @@ def unittest_assert_text(expr: ast.expr) -> Callable[[Shown], str] | None:
 
 
 def parsed_statement(text: str) -> ast.stmt | None:
-    module = _parsed(text)
+    module = parse_or_none(text)
     return module.body[0] if module is not None and len(module.body) == 1 else None
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from doctune.corpus.snippets.outcome import Snippet
-from doctune.evaluate.suite import VALIDATION_WORKERS, _in_package
+from doctune.evaluate.suite.execution import VALIDATION_WORKERS
+from doctune.evaluate.suite.symbols import in_package
 from doctune.sandbox import SandboxResult, run_python
 
 RUN_TIMEOUT = 10.0
@@ -51,7 +52,7 @@ def verify_snippets(snippets: Sequence[Snippet], library_path: Path, *, python: 
             return replace(snippet, verified=True, note=""), ""
         error = _error_line(ran)
         missing = MISSING_MODULE.search(error)
-        if missing and not _in_package(missing[1], package):
+        if missing and not in_package(missing[1], package):
             return replace(snippet, verified=None, note=f"not run: needs {missing[1]}"), ""
         return replace(snippet, verified=False, note=""), error
 

@@ -19,24 +19,18 @@ Modules:
 - ``questions``: API questions in the held-out phrasing family;
 - ``scoring``: an answer's score against its question, and whether it is outdated.
 
-The corpus reuses the mining's scope helpers (``corpus.snippets``) and the wordings (training pairs from the
-tests that train), so they are exported here with the rest.
+- ``apidiff``: the API diff against the parent version and the probes that check it.
+
+The corpus build mines and validates a version's suite, and ``corpus.snippets`` reads tests with the mining's scope
+helpers, which it imports from their modules; this package exports what the stages call.
 """
 
 from doctune.evaluate.suite.answers import extract_code, hallucinated, referenced_names
 from doctune.evaluate.suite.execution import VALIDATION_WORKERS, general_tasks, run_exec_task, validate_exec_tasks
 from doctune.evaluate.suite.items import ApiQuestion, ExecTask
-from doctune.evaluate.suite.mining import (
-    TRAIN_WORDING,
-    _first_parameters,
-    _test_module,
-    _TestModule,
-    mine_exec_tasks,
-)
+from doctune.evaluate.suite.mining import TRAIN_WORDING, mine_exec_tasks
 from doctune.evaluate.suite.questions import EVAL_PHRASINGS, api_questions, eval_phrasing
-from doctune.evaluate.suite.scope import _bound, _free, _loaded, _pool_for, _preamble, _Scope, _Stmt
 from doctune.evaluate.suite.scoring import is_stale, score_api
-from doctune.evaluate.suite.symbols import _in_package, _parsed
 
 __all__ = [
     "EVAL_PHRASINGS",
@@ -44,18 +38,6 @@ __all__ = [
     "VALIDATION_WORKERS",
     "ApiQuestion",
     "ExecTask",
-    "_Scope",
-    "_Stmt",
-    "_TestModule",
-    "_bound",
-    "_first_parameters",
-    "_free",
-    "_in_package",
-    "_loaded",
-    "_parsed",
-    "_pool_for",
-    "_preamble",
-    "_test_module",
     "api_questions",
     "eval_phrasing",
     "extract_code",

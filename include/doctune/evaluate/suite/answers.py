@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
-from doctune.evaluate.suite.symbols import BUILTIN_NAMES, _import_bindings, _lookup, _parsed
+from doctune.evaluate.suite.symbols import BUILTIN_NAMES, _import_bindings, _lookup, parse_or_none
 
 PYTHON_TAGS = frozenset({"", "python", "py", "python3", "py3"})
 FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
@@ -30,12 +30,12 @@ def extract_code(answer: str) -> str:
         return "\n\n".join(textwrap.dedent(body).strip("\n") for body in chosen)
     text = textwrap.dedent(answer).strip("\n")
     lines = text.splitlines()
-    if _parsed(text) is not None or len(lines) > MAX_SALVAGE_LINES:
+    if parse_or_none(text) is not None or len(lines) > MAX_SALVAGE_LINES:
         return text
     for start in range(len(lines)):
         for end in range(len(lines), start, -1):
             piece = textwrap.dedent("\n".join(lines[start:end])).strip("\n")
-            if piece.strip() and _parsed(piece) is not None:
+            if piece.strip() and parse_or_none(piece) is not None:
                 return piece
     return text
 
@@ -114,7 +114,7 @@ def referenced_names(text: str, import_name: str) -> set[str]:
     blocks = [body for _, body in FENCE.findall(text)]
     prose = FENCE.sub("\n", text) if blocks else ""
     for block in blocks or [text]:
-        module = _parsed(textwrap.dedent(block))
+        module = parse_or_none(textwrap.dedent(block))
         if module is not None:
             names |= _names_in_code(module, import_name)
         else:

@@ -24,26 +24,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from doctune.corpus.extract import HOSTILE_INPUT_FAILURES, Unit, read_text
-from doctune.corpus.pyapi import parse_python
 from doctune.evaluate.suite.items import ExecTask
 from doctune.evaluate.suite.scope import (
-    _free,
+    Scope,
+    Stmt,
     _is_binding,
-    _loaded,
-    _pool_for,
-    _preamble,
-    _Scope,
     _statements,
-    _Stmt,
+    free_names,
+    pool_for,
+    preamble_for,
+    read_names,
 )
-from doctune.evaluate.suite.symbols import _parsed, _plain, _word
+from doctune.evaluate.suite.symbols import _plain, _word, parse_or_none
+from doctune.reader.extract import HOSTILE_INPUT_FAILURES, Unit, read_text
+from doctune.reader.pyapi import parse_python
 from doctune.secrets import scrub
 
 MAX_TASKS_PER_UNIT = 3  # a long test would otherwise dominate the suite with near-identical tasks
 
 
-def _library_calls(node: ast.AST, scope: _Scope) -> list[ast.Call]:
+def _library_calls(node: ast.AST, scope: Scope) -> list[ast.Call]:
     """Outermost calls of public library symbols in ``node``, in source order, outside lambdas and
     comprehensions (whose own variables the replacement ``result`` could not stand for)."""
     found: list[ast.Call] = []
@@ -76,7 +76,7 @@ class _Candidate:
     check: str
 
 
-def _candidate(stmt: ast.stmt, following: Sequence[ast.stmt], scope: _Scope) -> _Candidate | None:
+def _candidate(stmt: ast.stmt, following: Sequence[ast.stmt], scope: Scope) -> _Candidate | None:
     """The call a statement can be turned into a task about, and the check for it."""
     if isinstance(stmt, ast.Assert):
         mutable = copy.deepcopy(stmt)
@@ -98,7 +98,7 @@ def _candidate(stmt: ast.stmt, following: Sequence[ast.stmt], scope: _Scope) -> 
             if not isinstance(later, ast.Assert):
                 break
             asserts.append(later)
-        if not any(name in _loaded(a) for a in asserts):
+        if not any(name in read_names(a) for a in asserts):
             return None
         return _Candidate(stmt.value, symbol, "\n".join([f"{name} = result", *map(ast.unparse, asserts)]))
     return None
@@ -165,7 +165,7 @@ def _import_of(node: ast.stmt, name: str) -> str:
     return ""
 
 
-def _without_name(stmt: _Stmt, name: str) -> _Stmt | None:
+def _without_name(stmt: Stmt, name: str) -> Stmt | None:
     """``stmt`` without its from-import of ``name`` (None when nothing is left): the setup must not import the
     answer."""
     node = stmt.node
@@ -176,15 +176,15 @@ def _without_name(stmt: _Stmt, name: str) -> _Stmt | None:
     if not kept:
         return None
     trimmed = ast.ImportFrom(module=node.module, names=kept, level=node.level)
-    return _Stmt(trimmed, ast.unparse(trimmed))
+    return Stmt(trimmed, ast.unparse(trimmed))
 
 
 def _mine_snippet(
     task_id: str,
     source_key: str,
-    body: list[_Stmt],
-    prelude: list[_Stmt],
-    pool: list[_Stmt],
+    body: list[Stmt],
+    prelude: list[Stmt],
+    pool: list[Stmt],
     import_name: str,
     symbols: Mapping[str, dict[str, Any]],
     wording: TaskWording = EVAL_WORDING,
@@ -192,8 +192,8 @@ def _mine_snippet(
     """Tasks from one test body or doc example. ``prelude`` (parameter values) runs first; ``pool`` offers
     module-level bindings the setup may need."""
     nodes = [s.node for s in prelude + body]
-    pool = _pool_for(nodes, pool, import_name, symbols)
-    scope = _Scope(import_name, symbols)
+    pool = pool_for(nodes, pool, import_name, symbols)
+    scope = Scope(import_name, symbols)
     for stmt in pool + prelude:
         scope.bind(stmt.node)
     tasks = []
@@ -204,8 +204,8 @@ def _mine_snippet(
             continue
         before = prelude + body[:i]
         reference = f"result = {ast.unparse(found.call)}"
-        needed = _free([*(s.node for s in before), ast.parse(reference), ast.parse(found.check)])
-        preamble, unbound = _preamble(pool, needed)
+        needed = free_names([*(s.node for s in before), ast.parse(reference), ast.parse(found.check)])
+        preamble, unbound = preamble_for(pool, needed)
         if unbound:
             continue
         statements = [*preamble, *before]
@@ -226,7 +226,7 @@ def _mine_snippet(
     return tasks
 
 
-def _first_parameters(function: ast.FunctionDef, decorators: list[ast.expr]) -> list[_Stmt] | None:
+def first_parameter_set(function: ast.FunctionDef, decorators: list[ast.expr]) -> list[Stmt] | None:
     """Assignments for the first parameter set of ``@pytest.mark.parametrize`` decorators; None when the test
     takes parameters nothing supplies (fixtures), which a task cannot reproduce."""
     values: dict[str, ast.expr] = {}
@@ -261,29 +261,29 @@ def _first_parameters(function: ast.FunctionDef, decorators: list[ast.expr]) -> 
     if arguments.vararg or arguments.kwarg or set(params) - set(values):
         return None
     lines = [f"{name} = {ast.unparse(values[name])}" for name in params]
-    return [_Stmt(ast.parse(line).body[0], line) for line in lines]
+    return [Stmt(ast.parse(line).body[0], line) for line in lines]
 
 
 @dataclass
-class _TestModule:
-    pool: list[_Stmt]  # its top-level bindings
+class ModuleContext:
+    pool: list[Stmt]  # its top-level bindings
     decorators: dict[str, list[ast.expr]]  # test function -> its decorators (an example unit starts at ``def``)
 
 
-def _test_module(tree: Path | None, rel: str, cache: dict[str, _TestModule]) -> _TestModule:
+def module_context(tree: Path | None, rel: str, cache: dict[str, ModuleContext]) -> ModuleContext:
     """What a test needs from its module, when the checkout is at hand (else imports are guessed and
     parametrized tests skipped)."""
     if tree is None:
-        return _TestModule([], {})
+        return ModuleContext([], {})
     if rel not in cache:
         # Read like the extractor reads it: never through a link, and scrubbed, since its constants reach tasks.
         source = scrub(text, rel)[0] if (text := read_text(tree, rel)[0]) is not None else ""
         try:
             module = parse_python(source, rel)
         except (OSError, SyntaxError, *HOSTILE_INPUT_FAILURES):
-            cache[rel] = _TestModule([], {})
+            cache[rel] = ModuleContext([], {})
         else:
-            cache[rel] = _TestModule(
+            cache[rel] = ModuleContext(
                 _statements(source, [n for n in module.body if _is_binding(n)]),
                 {n.name: n.decorator_list for n in ast.walk(module) if isinstance(n, ast.FunctionDef)},
             )
@@ -307,17 +307,17 @@ def mine_exec_tasks(
     examples below share this setup"). Validate the result with ``validate_exec_tasks``.
     """
     root = Path(tree) if tree is not None else None
-    modules: dict[str, _TestModule] = {}
-    pages: dict[str, list[_Stmt]] = {}  # doc path -> bindings of the examples read so far
+    modules: dict[str, ModuleContext] = {}
+    pages: dict[str, list[Stmt]] = {}  # doc path -> bindings of the examples read so far
     tasks: list[ExecTask] = []
     for unit in units:
         if unit.kind == "example":
-            module = _parsed(unit.text)
+            module = parse_or_none(unit.text)
             function = module.body[0] if module and module.body else None
             if not isinstance(function, ast.FunctionDef):
                 continue
-            context = _test_module(root, unit.path, modules)
-            prelude = _first_parameters(function, context.decorators.get(function.name, []))
+            context = module_context(root, unit.path, modules)
+            prelude = first_parameter_set(function, context.decorators.get(function.name, []))
             if prelude is None:
                 continue
             body = [
@@ -329,7 +329,7 @@ def mine_exec_tasks(
         elif unit.kind == "doc":
             found: list[ExecTask] = []
             for n, example in enumerate(unit.examples, 1):
-                if (module := _parsed(example)) is None:
+                if (module := parse_or_none(example)) is None:
                     continue
                 body = _statements(example, module.body)
                 pool = list(pages.get(unit.path, []))

@@ -6,11 +6,10 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from doctune.corpus.extract import Unit
-from doctune.corpus.facts import fact
-from doctune.corpus.generate import is_enum
 from doctune.evaluate.suite.items import ApiQuestion
 from doctune.evaluate.suite.symbols import _plain, _word
+from doctune.reader.extract import Unit
+from doctune.reader.facts import fact, is_enum
 
 # The held-out phrasing family: evaluation asks about trained facts only in these words, which no training pair uses
 # (``generate.PHRASINGS`` is the training family; a test checks the built files). Two per kind, chosen per symbol by

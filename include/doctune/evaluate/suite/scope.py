@@ -10,17 +10,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from doctune.corpus.pyapi import module_name
 from doctune.evaluate.suite.symbols import BUILTIN_NAMES, CALLABLE_KINDS, _import_bindings, _lookup
+from doctune.reader.pyapi import module_name
 
 
 @dataclass
-class _Stmt:
+class Stmt:
     node: ast.stmt
     source: str  # as written (comments and layout kept), dedented
 
 
-def _statements(source: str, nodes: Iterable[ast.stmt]) -> list[_Stmt]:
+def _statements(source: str, nodes: Iterable[ast.stmt]) -> list[Stmt]:
     out = []
     for node in nodes:
         segment = ast.get_source_segment(source, node)
@@ -30,11 +30,11 @@ def _statements(source: str, nodes: Iterable[ast.stmt]) -> list[_Stmt]:
             ast.parse(text)
         except SyntaxError:
             text = ast.unparse(node)
-        out.append(_Stmt(node, text))
+        out.append(Stmt(node, text))
     return out
 
 
-def _bound(node: ast.AST) -> set[str]:
+def bound_names(node: ast.AST) -> set[str]:
     """Names a statement (or any node) binds anywhere inside it."""
     names: set[str] = set()
     for inner in ast.walk(node):
@@ -51,17 +51,17 @@ def _bound(node: ast.AST) -> set[str]:
     return names
 
 
-def _loaded(node: ast.AST) -> set[str]:
+def read_names(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
-def _free(nodes: Sequence[ast.AST]) -> set[str]:
+def free_names(nodes: Sequence[ast.AST]) -> set[str]:
     """Names the code reads but neither binds nor gets from builtins (flow-insensitive, which is enough here)."""
     loaded: set[str] = set()
     bound: set[str] = set()
     for node in nodes:
-        loaded |= _loaded(node)
-        bound |= _bound(node)
+        loaded |= read_names(node)
+        bound |= bound_names(node)
     return loaded - bound - BUILTIN_NAMES
 
 
@@ -76,7 +76,7 @@ def _is_binding(node: ast.stmt) -> bool:
     return isinstance(node, ast.Import | ast.Assign | ast.AnnAssign)
 
 
-class _Scope:
+class Scope:
     """What names mean in a snippet read in order: library paths bound by imports, and the library class of
     variables assigned from a constructor or from a function annotated to return one (for method calls)."""
 
@@ -158,11 +158,9 @@ def _guess_import(name: str, attributes: set[str], import_name: str, symbols: Ma
     return ""
 
 
-def _pool_for(
-    snippet: Sequence[ast.stmt], pool: list[_Stmt], import_name: str, symbols: Mapping[str, Any]
-) -> list[_Stmt]:
+def pool_for(snippet: Sequence[ast.stmt], pool: list[Stmt], import_name: str, symbols: Mapping[str, Any]) -> list[Stmt]:
     """``pool`` plus guessed imports for what the snippet uses that nothing in the pool binds."""
-    missing = _free(snippet) - set().union(*(_bound(s.node) for s in pool))
+    missing = free_names(snippet) - set().union(*(bound_names(s.node) for s in pool))
     guessed = []
     for name in sorted(missing):
         attributes = {
@@ -172,11 +170,11 @@ def _pool_for(
             if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == name
         }
         if line := _guess_import(name, attributes, import_name, symbols):
-            guessed.append(_Stmt(ast.parse(line).body[0], line))
+            guessed.append(Stmt(ast.parse(line).body[0], line))
     return guessed + pool
 
 
-def _preamble(pool: list[_Stmt], needed: set[str]) -> tuple[list[_Stmt], set[str]]:
+def preamble_for(pool: list[Stmt], needed: set[str]) -> tuple[list[Stmt], set[str]]:
     """The pool statements that (transitively) bind ``needed``, in pool order, and the names still unbound."""
     chosen: list[int] = []
     needed = set(needed)
@@ -184,10 +182,10 @@ def _preamble(pool: list[_Stmt], needed: set[str]) -> tuple[list[_Stmt], set[str
     while changed:
         changed = False
         for i, stmt in enumerate(pool):
-            if i not in chosen and _bound(stmt.node) & needed:
+            if i not in chosen and bound_names(stmt.node) & needed:
                 chosen.append(i)
-                needed |= _free([stmt.node])
+                needed |= free_names([stmt.node])
                 changed = True
     picked = [pool[i] for i in sorted(chosen)]
-    bound = set().union(*(_bound(s.node) for s in picked))
+    bound = set().union(*(bound_names(s.node) for s in picked))
     return picked, needed - bound - BUILTIN_NAMES

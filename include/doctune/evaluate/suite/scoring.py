@@ -8,10 +8,10 @@ import textwrap
 from dataclasses import replace
 from typing import Any
 
-from doctune.corpus.facts import parameter_rows
 from doctune.evaluate.suite.answers import extract_code
 from doctune.evaluate.suite.items import ApiQuestion
-from doctune.evaluate.suite.symbols import _parsed, _word
+from doctune.evaluate.suite.symbols import _word, parse_or_none
+from doctune.reader.facts import parameter_rows
 
 
 def _balanced(text: str, start: int) -> str | None:
@@ -45,7 +45,7 @@ def _annotation_pattern(annotation: str) -> re.Pattern[str]:
 def _signature_matches(answer: str, name: str, expected: list[Any]) -> bool:
     for match in re.finditer(rf"(?<!\w){re.escape(name)}\s*\(", answer):
         inner = _balanced(answer, match.end() - 1)
-        stub = _parsed(f"def _({inner}):\n    pass") if inner is not None else None
+        stub = parse_or_none(f"def _({inner}):\n    pass") if inner is not None else None
         function = stub.body[0] if stub else None
         if isinstance(function, ast.FunctionDef) and parameter_rows(function.args, method=True) == expected:
             return True
@@ -75,11 +75,11 @@ def _calls_binding(answer: str, name: str, parameters: list[Any]) -> bool:
     """Some call of ``name`` (bare, dotted or as a method) in the answer's code binds to ``parameters``."""
     pieces = [extract_code(answer)] + [m[0] for m in re.finditer(rf"(?<![\w]){re.escape(name)}\s*\([^\n]*", answer)]
     for piece in pieces:
-        module = _parsed(textwrap.dedent(piece))
+        module = parse_or_none(textwrap.dedent(piece))
         if module is None:  # a call inside prose: cut at its closing parenthesis and read just the call
             start = piece.find("(")
             inner = _balanced(piece, start) if start >= 0 else None
-            module = _parsed(f"{name}({inner})") if inner is not None else None
+            module = parse_or_none(f"{name}({inner})") if inner is not None else None
         for node in ast.walk(module) if module is not None else ():
             callee = node.func if isinstance(node, ast.Call) else None
             named = (isinstance(callee, ast.Name) and callee.id == name) or (

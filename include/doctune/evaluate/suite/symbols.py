@@ -29,7 +29,7 @@ def _lookup(name: str, symbols: Mapping[str, dict[str, Any]]) -> tuple[str, dict
     return None if info is None else (name, info)
 
 
-def _in_package(module: str | None, package: str) -> bool:
+def in_package(module: str | None, package: str) -> bool:
     return module is not None and (module == package or module.startswith(package + "."))
 
 
@@ -40,11 +40,11 @@ def _import_bindings(node: ast.Import | ast.ImportFrom, package: str) -> tuple[d
     imported: set[str] = set()
     if isinstance(node, ast.Import):
         for alias in node.names:
-            if _in_package(alias.name, package):
+            if in_package(alias.name, package):
                 imported.add(alias.name)
                 local = alias.asname or alias.name.split(".")[0]
                 bindings[local] = alias.name if alias.asname else local
-    elif node.level == 0 and _in_package(node.module, package):
+    elif node.level == 0 and in_package(node.module, package):
         imported.add(str(node.module))
         for alias in node.names:
             if alias.name != "*":
@@ -63,7 +63,7 @@ def _plain(summary: str) -> str:
     return re.sub(r":\w+:`~?([^`]+)`", r"`\1`", summary).replace("``", "`")
 
 
-def _parsed(code: str) -> ast.Module | None:
+def parse_or_none(code: str) -> ast.Module | None:
     try:
         return ast.parse(code)
     except SyntaxError:

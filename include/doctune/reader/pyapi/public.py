@@ -8,11 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from doctune.corpus.markup import plain
-from doctune.corpus.pyapi.module_facts import Definition, ModuleFacts
-from doctune.corpus.pyapi.reader import in_package
-from doctune.corpus.pyapi.resolver import Resolver, Target, Unresolved
-from doctune.corpus.units import Unit
+from doctune.reader.markup import plain
+from doctune.reader.pyapi.module_facts import Definition, ModuleFacts
+from doctune.reader.pyapi.reader import in_package
+from doctune.reader.pyapi.resolver import Resolver, Target, Unresolved
+from doctune.reader.units import Unit
 
 
 def _is_public(path: str) -> bool:

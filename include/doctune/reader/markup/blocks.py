@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import re
 
-from doctune.corpus.markup.directives import (
+from doctune.reader.markup.directives import (
     ADMONITIONS,
     CELL_LANGUAGES,
     CODE_DIRECTIVES,
@@ -17,8 +17,8 @@ from doctune.corpus.markup.directives import (
     TITLED,
     VERSION_NOTES,
 )
-from doctune.corpus.markup.inline import inline
-from doctune.corpus.markup.layout import (
+from doctune.reader.markup.inline import inline
+from doctune.reader.markup.layout import (
     block_end,
     dedent,
     fenced_block,

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from doctune.corpus.extract import Unit
+from doctune.reader.extract import Unit
 
 # One parameter: [how it is passed, name, default as normalised source or None]. How it is passed is one of
 # "posonly", "pos", "vararg", "kwonly", "kwarg": that covers the ``/`` and ``*`` markers of a signature.
@@ -274,3 +274,7 @@ def _shown(parameter: Parameter, annotations: dict[str, str]) -> str:
     if default is not None:
         text += f" = {default}" if name in annotations else f"={default}"
     return text
+
+
+def is_enum(item: Fact) -> bool:
+    return item.kind == "class" and bool(re.search(r"\((?:\w+\.)*\w*(?:Enum|Flag)\b", item.declaration))

@@ -13,10 +13,10 @@ from docutils import nodes
 from docutils.core import publish_doctree
 from packaging.version import InvalidVersion, Version
 
-from doctune.corpus.extract.files import MARKDOWN
-from doctune.corpus.markup import plain
-from doctune.corpus.pyapi import parse_python
-from doctune.corpus.units import Unit
+from doctune.reader.extract.files import MARKDOWN
+from doctune.reader.markup import plain
+from doctune.reader.pyapi import parse_python
+from doctune.reader.units import Unit
 
 
 def _doc_unit(rel: str, title: str, body: str, examples: tuple[str, ...]) -> Unit | None:

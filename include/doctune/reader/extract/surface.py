@@ -13,17 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from doctune.config import LibraryConfig, Settings
-from doctune.corpus.extract.documents import (
+from doctune.errors import DoctuneError
+from doctune.reader.extract.documents import (
     changelog_units,
     example_units,
     markdown_units,
     rst_units,
     text_units,
 )
-from doctune.corpus.extract.files import classify, read_text, tracked_files
-from doctune.corpus.pyapi import ModuleFacts, describe_module, module_index, parse_python, public_api, read_reachable
-from doctune.corpus.units import Unit
-from doctune.errors import DoctuneError
+from doctune.reader.extract.files import classify, read_text, tracked_files
+from doctune.reader.pyapi import ModuleFacts, describe_module, module_index, parse_python, public_api, read_reachable
+from doctune.reader.units import Unit
 from doctune.secrets import scrub
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ Modules:
 - ``public``: ``public_api``, each public name resolved and named by its canonical path, as units and symbols.
 """
 
-from doctune.corpus.pyapi.module_facts import ModuleFacts
-from doctune.corpus.pyapi.public import PublicAPI, public_api
-from doctune.corpus.pyapi.reader import describe_module, module_index, module_name, parse_python, read_reachable
+from doctune.reader.pyapi.module_facts import ModuleFacts
+from doctune.reader.pyapi.public import PublicAPI, public_api
+from doctune.reader.pyapi.reader import describe_module, module_index, module_name, parse_python, read_reachable
 
 __all__ = [
     "ModuleFacts",

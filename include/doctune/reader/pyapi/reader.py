@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
-from doctune.corpus.pyapi.module_facts import (
+from doctune.reader.pyapi.module_facts import (
     Binding,
     Defined,
     ExportList,

@@ -35,6 +35,6 @@ Modules:
 - ``blocks``: the block rules above and ``plain``, which runs them to a fixed point.
 """
 
-from doctune.corpus.markup.blocks import plain
+from doctune.reader.markup.blocks import plain
 
 __all__ = ["plain"]

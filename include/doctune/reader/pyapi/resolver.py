@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from doctune.corpus.pyapi.module_facts import Binding, ModuleFacts
+from doctune.reader.pyapi.module_facts import Binding, ModuleFacts
 
 # Longest re-export chain followed; longer ones (only hostile or generated code has them) are unresolved.
 MAX_HOPS = 32

@@ -13,19 +13,19 @@ Modules:
 - ``files``: which tracked files are read, and as what (markdown, rst, text, changelog, python, tests);
 - ``documents``: docs, changelogs and tests -> units;
 - ``surface``: ``extract`` and its ``Surface``: each selected file read through the per-blob cache, the public API
-  resolved (``corpus.pyapi``) into API units and the symbol table.
+  resolved (``reader.pyapi``) into API units and the symbol table.
 """
 
-from doctune.corpus.extract.documents import example_units, rst_units
-from doctune.corpus.extract.files import MAX_FILE_BYTES, classify, matches, read_text, tracked_files
-from doctune.corpus.extract.surface import (
+from doctune.reader.extract.documents import example_units, rst_units
+from doctune.reader.extract.files import MAX_FILE_BYTES, classify, matches, read_text, tracked_files
+from doctune.reader.extract.surface import (
     EXTRACTOR_VERSION,
     HOSTILE_INPUT_FAILURES,
     Surface,
     extract,
     extraction_cache,
 )
-from doctune.corpus.units import Unit
+from doctune.reader.units import Unit
 
 __all__ = [
     "EXTRACTOR_VERSION",
