@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from doctune.config import TrainParams
 from doctune.registry import load_rows
-from doctune.train import FitChoices, _fit
+from doctune.train import FitChoices, fit_adapter
 
 
 def main(spec: dict) -> dict:
@@ -38,7 +38,7 @@ def main(spec: dict) -> dict:
         load_in_4bit=spec.get("load_in_4bit"),
     )
     choices = FitChoices(**{k: spec[k] for k in ("loss", "order", "precision") if k in spec})
-    _fit(spec["base"], rows, [], params, out / "run", out / "tb", fit=choices)
+    fit_adapter(spec["base"], rows, [], params, out / "run", out / "tb", fit=choices)
     events = EventAccumulator(str(out / "tb"))
     events.Reload()
     windows = [s.value for s in events.Scalars("train/tokens_per_second")]
@@ -46,7 +46,7 @@ def main(spec: dict) -> dict:
     peak = int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text())[1]) / 1024
     figures = {"tokens_per_s": round(sum(steady) / len(steady), 1), "windows": len(windows)}
     figures["peak_rss_mib"] = round(peak)
-    import torch  # imported by _fit already (after unsloth, where it runs)
+    import torch  # imported by fit_adapter already (after unsloth, where it runs)
 
     if torch.cuda.is_available():
         figures["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_for
 
 from doctune import corpus, sources
 from doctune.config import LibraryConfig, Settings, TrainParams
@@ -218,7 +219,7 @@ def test_corrupt_latest_checkpoint_is_set_aside(settings: Settings, library: Lib
 
 def _fill_disk_at(checkpoint: str, shape: str, full: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the first write into ``checkpoint`` behave as on a full disk: half the bytes land, then the writer
-    fails the way it really does there (each one differently: see ``doctune.train.disk_is_full``)."""
+    fails the way it really does there (each one differently: see ``doctune.train.checkpoints.disk_is_full``)."""
     import io
     import shutil
 
@@ -318,13 +319,13 @@ def _train_on_a_clock(tmp_path: Path, budget_s: float, seconds_per_step: Any) ->
     import torch
     from transformers import DefaultFlowCallback, TrainerControl, TrainerState, TrainingArguments, get_scheduler
 
-    from doctune.train import _budget_callback
+    from doctune.train.callbacks import budget_callback
 
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, learning_rate=1e-3, warmup_steps=0.05)
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
     scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=5, num_training_steps=100)
     now = [0.0]
-    budget = _budget_callback(budget_s, planned_tokens=100 * 100, clock=lambda: now[0])
+    budget = budget_callback(budget_s, planned_tokens=100 * 100, clock=lambda: now[0])
     state, control, flow = TrainerState(max_steps=100), TrainerControl(), DefaultFlowCallback()
     budget.on_train_begin(args, state, control)
     learning_rates = []
@@ -396,7 +397,6 @@ def test_kill_9_loses_at_most_the_steps_since_the_last_checkpoint(
     import signal
     import subprocess
     import sys
-    import time
 
     corpus.build(library, settings, sources.sync(library, settings))
     params = library.train.model_copy(update={"max_steps": 40})  # what `--max-steps 40` makes of the config
@@ -409,11 +409,13 @@ def test_kill_9_loses_at_most_the_steps_since_the_last_checkpoint(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 300
+
+    def second_checkpoint() -> list[Path]:
+        assert trainer.poll() is None, "the training exited before its second checkpoint"
+        return list(run_dir.glob("*/checkpoints/checkpoint-10/trainer_state.json"))
+
     # Wait for the condition itself (a complete second checkpoint), not for a guessed duration.
-    while not list(run_dir.glob("*/checkpoints/checkpoint-10/trainer_state.json")):
-        assert trainer.poll() is None and time.monotonic() < deadline, trainer.stdout.read() if trainer.stdout else ""
-        time.sleep(0.2)
+    wait_for(second_checkpoint, "a complete second checkpoint", timeout=300)
     os.killpg(trainer.pid, signal.SIGKILL)
     trainer.wait()
     registry = Registry.open(settings)

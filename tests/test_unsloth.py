@@ -1,5 +1,5 @@
 """doctune's unsloth backend, run for real: `doctune train run` in unsloth's own environment (.venv-unsloth, built by
-`make test`), through choose_backend -> activate -> _load's FastLanguageModel -> _fit with unsloth's model and
+`make test`), through choose_backend -> activate -> _load's FastLanguageModel -> fit_adapter with unsloth's model and
 tokenizer, in unsloth's CPU mode (allowed by DOCTUNE_UNSLOTH_ALLOW_CPU=1). On a GPU worker the same branch differs
 only in 4-bit loading and unsloth's gradient checkpointing."""
 
