@@ -53,23 +53,24 @@ def package_of(path: Path) -> str:
     return ".".join(parts[:-1]) if len(parts) > 1 else ""
 
 
-def imports(tree: ast.Module) -> Iterator[tuple[str, bool]]:
-    """Every imported name, dotted (``from a.b import c`` is ``a.b.c``), with whether the import runs when the module
-    is imported (top level, not under ``if TYPE_CHECKING``)."""
+def imports(tree: ast.Module) -> Iterator[tuple[str, str]]:
+    """Every imported name, dotted (``from a.b import c`` is ``a.b.c``), with where it is imported: ``top`` (runs when
+    the module is imported), ``typing`` (under ``if TYPE_CHECKING``, for annotations only) or ``function``."""
 
-    def walk(node: ast.AST, at_top: bool) -> Iterator[tuple[str, bool]]:
+    def walk(node: ast.AST, where: str) -> Iterator[tuple[str, str]]:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.Import):
-                yield from ((alias.name, at_top) for alias in child.names)
+                yield from ((alias.name, where) for alias in child.names)
             elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
-                yield from ((f"{child.module}.{alias.name}", at_top) for alias in child.names)
+                yield from ((f"{child.module}.{alias.name}", where) for alias in child.names)
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                yield from walk(child, "function")
+            elif isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test) and where == "top":
+                yield from walk(child, "typing")
             else:
-                deferred = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) or (
-                    isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test)
-                )
-                yield from walk(child, at_top and not deferred)
+                yield from walk(child, where)
 
-    yield from walk(tree, True)
+    yield from walk(tree, "top")
 
 
 def parsed(path: Path) -> ast.Module:
@@ -89,8 +90,8 @@ def test_heavy_libraries_are_imported_only_by_the_code_that_uses_them() -> None:
     found = [
         f"{path.relative_to(REPO)}: {name}"
         for path in modules(PACKAGE, REPO / "operators", REPO / "dags")
-        for name, at_top in imports(parsed(path))
-        if at_top and name.split(".")[0] in HEAVY
+        for name, where in imports(parsed(path))
+        if where == "top" and name.split(".")[0] in HEAVY
     ]
     assert found == [], "move these imports into the functions that need them (DAG parsing and the CLI import these)"
 
@@ -101,8 +102,8 @@ def test_the_package_imports_its_own_modules_at_the_top() -> None:
         f"{path.relative_to(REPO)}: {name}"
         for path in modules(PACKAGE)
         if package_of(path) != "cli"
-        for name, at_top in imports(parsed(path))
-        if not at_top and name.split(".")[0] == "doctune"
+        for name, where in imports(parsed(path))
+        if where == "function" and name.split(".")[0] == "doctune"
     ]
     assert found == [], "import these at the top of the module (a cycle is a structure to fix, not to hide)"
 
@@ -111,9 +112,13 @@ def test_stages_import_only_the_shared_parts_and_the_named_crossings() -> None:
     found = []
     for path in modules(*(PACKAGE / stage for stage in STAGES)):
         here = package_of(path)
-        for name, at_top in imports(parsed(path)):
+        for name, where in imports(parsed(path)):
             target = name.removeprefix("doctune.")
-            if not at_top or not name.startswith("doctune.") or target.split(".")[0] in {*SHARED, here.split(".")[0]}:
+            if (
+                where != "top"
+                or not name.startswith("doctune.")
+                or target.split(".")[0] in {*SHARED, here.split(".")[0]}
+            ):
                 continue
             if not any(within(here, source) and within(target, destination) for source, destination in CROSSINGS):
                 found.append(f"{path.relative_to(REPO)}: {name}")
