@@ -7,7 +7,7 @@ UNSLOTH_VENV := .venv-unsloth
 # All state (registry, datasets, adapters, Airflow's SQLite, logs) stays in one git-ignored folder.
 export DOCTUNE_HOME ?= $(CURDIR)/.doctune
 
-.PHONY: setup demo test lint bench stop clean console chromium gpu-wheels gpu-check
+.PHONY: setup demo test test-each-file lint bench stop clean console chromium gpu-wheels gpu-check
 
 setup: $(VENV)/.installed $(VLLM_VENV)/.installed
 
@@ -52,6 +52,14 @@ chromium:
 test: setup $(UNSLOTH_VENV)/.installed chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
+	@$(MAKE) --no-print-directory test-each-file
+
+# Each test file alone (the quick tests of each): a file that passes only after another file's tests ran fails here.
+# pytest's exit status 5 is a file whose tests are all slow or integration ones: nothing to run, not a failure.
+test-each-file: setup
+	@for file in tests/test_*.py; do \
+		$(VENV)/bin/pytest -q -p no:cacheprovider -m "not slow and not integration" "$$file" || [ $$? -eq 5 ] || exit 1; \
+	done
 
 lint: setup
 	$(VENV)/bin/ruff check .
