@@ -7,7 +7,7 @@ UNSLOTH_VENV := .venv-unsloth
 # All state (registry, datasets, adapters, Airflow's SQLite, logs) stays in one git-ignored folder.
 export DOCTUNE_HOME ?= $(CURDIR)/.doctune
 
-.PHONY: setup demo test test-each-file lint bench stop clean console chromium gpu-wheels gpu-check
+.PHONY: setup demo test test-each-file stack-test lint bench stop clean console chromium gpu-wheels gpu-check
 
 setup: $(VENV)/.installed $(VLLM_VENV)/.installed
 
@@ -60,6 +60,13 @@ test-each-file: setup
 	@for file in tests/test_*.py; do \
 		$(VENV)/bin/pytest -q -p no:cacheprovider -m "not slow and not integration" "$$file" || [ $$? -eq 5 ] || exit 1; \
 	done
+
+# The compose stack in containers: docker-compose.yaml with docker-compose.cpu.yaml, from images built here by
+# docker/local-images.sh (it starts a Docker engine if none runs). tests/test_stack.py does what a user does, with
+# faults, and writes benchmarks/results/stack.json; CI runs it after `make test`.
+stack-test: setup
+	docker/local-images.sh
+	DOCTUNE_STACK_TEST=1 $(VENV)/bin/pytest -p no:cacheprovider tests/test_stack.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,8 @@ from demo import DEMO_NAME, prepare_demo_repo  # noqa: E402
 from doctune.config import LibraryConfig, Settings, TrainParams, write_library  # noqa: E402
 
 POSTGRES_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+# What tests leave for a person or a later step to look at (screenshots, run timings); git-ignored.
+ARTIFACTS = Path(os.environ.get("DOCTUNE_TEST_ARTIFACTS") or REPO / "test-artifacts")
 # Figures tests measure (DAG parse time per file), printed at the end of the run rather than asserted.
 FIGURES: dict[str, str] = {}
 
@@ -50,6 +53,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         written = sorted((items[index] for index in indexes), key=lambda item: item.location[1])
         for index, item in zip(indexes, written, strict=True):
             items[index] = item
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Each phase's report on the test item (``item.report_call``...), so that a fixture can tell, after the test,
+    whether it failed: the stack test then prints what its services were doing."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -149,3 +161,14 @@ def postgres_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     admin.dispose()
+
+
+def task_seconds(task_instances: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Each finished task's wall time, from the Airflow REST API's task instances (task id -> instance)."""
+    from datetime import datetime
+
+    def seconds(ti: dict[str, Any]) -> float:
+        start, end = (datetime.fromisoformat(ti[key]) for key in ("start_date", "end_date"))
+        return round((end - start).total_seconds(), 1)
+
+    return {task: seconds(ti) for task, ti in task_instances.items() if ti.get("start_date") and ti.get("end_date")}

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FIGURES, REPO, skip_unless_ci, tiny_library
+from conftest import ARTIFACTS, FIGURES, skip_unless_ci, tiny_library
 from polling import wait_for
 from starlette.testclient import TestClient
 
@@ -35,7 +35,7 @@ DEAD = "http://127.0.0.1:18599"  # nothing listens here
 KEY = "console-test-key-7f3a"
 VIEWER_KEY = "console-viewer-key-91c2"
 USERS = f"ops:operator:{KEY},vera:viewer:{VIEWER_KEY}"  # DOCTUNE_CONSOLE_KEYS: USER:ROLE:KEY, comma-separated
-ARTIFACTS = Path(os.environ.get("DOCTUNE_TEST_ARTIFACTS") or REPO / "test-artifacts") / "console"
+SCREENSHOTS = ARTIFACTS / "console"
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -358,9 +358,9 @@ def page(browser: Any, stack: Stack) -> Iterator[Any]:
 
 
 def shoot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    FIGURES["console screenshots"] = str(ARTIFACTS)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    FIGURES["console screenshots"] = str(SCREENSHOTS)
 
 
 def flash(page: Any, text: str) -> None:

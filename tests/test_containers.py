@@ -19,10 +19,15 @@ from typing import Any
 
 import pytest
 
+from doctune.stack import WORKER_QUEUES
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
+CPU_OVERRIDE = ROOT / "docker-compose.cpu.yaml"
 DOCKERFILES = [ROOT / "Dockerfile", ROOT / "docker" / "gpu-worker.Dockerfile"]
+# The CPU stack's vLLM, and the stand-ins docker/local-images.sh builds where no registry is reachable.
+OTHER_DOCKERFILES = [ROOT / "docker" / "vllm-cpu.Dockerfile", *sorted((ROOT / "docker" / "local").glob("*.Dockerfile"))]
 
 AIRFLOW_SERVICES = {
     "airflow-apiserver",
@@ -53,11 +58,10 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def _compose(*args: str) -> subprocess.CompletedProcess[str]:
+def _compose(*args: str, files: tuple[Path, ...] = (COMPOSE_FILE,)) -> subprocess.CompletedProcess[str]:
     cmd = [
         str(_tool("docker-compose")),
-        "-f",
-        str(COMPOSE_FILE),
+        *(arg for file in files for arg in ("-f", str(file))),
         "--env-file",
         str(ENV_EXAMPLE),
         *args,
@@ -328,7 +332,7 @@ def test_env_example_has_no_real_secrets() -> None:
 
 def test_hadolint_passes() -> None:
     proc = subprocess.run(
-        [str(_tool("hadolint")), "--config", str(ROOT / ".hadolint.yaml"), *map(str, DOCKERFILES)],
+        [str(_tool("hadolint")), "--config", str(ROOT / ".hadolint.yaml"), *map(str, DOCKERFILES + OTHER_DOCKERFILES)],
         cwd=ROOT,
         env=_clean_env(),
         capture_output=True,
@@ -338,7 +342,54 @@ def test_hadolint_passes() -> None:
     assert proc.returncode == 0, f"hadolint failed:\n{proc.stdout}\n{proc.stderr}"
 
 
-def test_dockerfiles_pin_the_airflow_base_image() -> None:
+def test_dockerfiles_default_to_the_pinned_airflow_base_image() -> None:
     for dockerfile in DOCKERFILES:
-        froms = [ln.split()[1] for ln in dockerfile.read_text().splitlines() if ln.startswith("FROM ")]
-        assert froms == ["apache/airflow:3.3.2-python3.11"], f"{dockerfile.name}: {froms}"
+        lines = dockerfile.read_text().splitlines()
+        froms = [ln.split()[1] for ln in lines if ln.startswith("FROM ")]
+        assert froms == ["${BASE_IMAGE}"], f"{dockerfile.name}: {froms}"
+        assert "ARG BASE_IMAGE=apache/airflow:3.3.2-python3.11" in lines, dockerfile.name
+
+
+# --- the CPU override ----------------------------------------------------------
+
+
+@cache
+def _cpu_services() -> dict[str, dict[str, Any]]:
+    proc = _compose("config", "--format", "json", files=(COMPOSE_FILE, CPU_OVERRIDE))
+    assert proc.returncode == 0, f"docker-compose config with the CPU override failed:\n{proc.stderr}"
+    return dict(json.loads(proc.stdout)["services"])
+
+
+def test_cpu_override_reserves_no_gpu_and_runs_every_service_on_the_host_network() -> None:
+    services = _cpu_services()
+    assert set(services) == set(_services()) | {"model-init"}
+    for name, service in services.items():
+        assert "deploy" not in service, f"{name} still reserves a GPU"
+        assert service.get("network_mode") == "host" and not service.get("ports"), name
+        # Each host name the production URLs use resolves on the host's loopback.
+        assert {"postgres=127.0.0.1", "vllm=127.0.0.1", "airflow-apiserver=127.0.0.1"} <= set(
+            service.get("extra_hosts") or []
+        ), name
+
+
+def test_cpu_override_builds_the_production_dockerfiles_with_cpu_arguments() -> None:
+    services = _cpu_services()
+    assert services["airflow-apiserver"]["build"]["dockerfile"] == "Dockerfile"
+    worker = services["airflow-worker-gpu"]["build"]
+    assert worker["dockerfile"] == "docker/gpu-worker.Dockerfile" and worker["args"]["UNSLOTH_VERSION"] == ""
+    assert services["vllm"]["build"]["dockerfile"] == "docker/vllm-cpu.Dockerfile"
+    # The production file is untouched: its worker still trains with unsloth on a reserved GPU.
+    assert _has_nvidia_gpu("airflow-worker-gpu") and _has_nvidia_gpu("vllm")
+
+
+def test_cpu_override_points_every_doctune_url_at_its_own_ports() -> None:
+    services = _cpu_services()
+    for name in ("airflow-worker", "airflow-worker-gpu", "gateway", "console"):
+        env = services[name]["environment"]
+        assert env["DOCTUNE_DATABASE_URL"].endswith("@postgres:15432/doctune"), name
+        assert env["DOCTUNE_VLLM_URL"] == "http://vllm:8000", name
+    assert services["postgres"]["environment"]["PGPORT"] == "15432"
+    assert "16379" in services["redis"]["command"]
+    assert services["airflow-worker"]["environment"]["AIRFLOW__CELERY__BROKER_URL"] == "redis://:@redis:16379/0"
+    ports = {services[name]["environment"]["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] for name in WORKER_QUEUES}
+    assert len(ports) == 2, "two workers on one host need two log server ports"

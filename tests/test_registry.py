@@ -170,6 +170,31 @@ def test_lease_is_exclusive_expires_and_can_replace_a_dead_holder(registry: Regi
     assert registry.acquire_lease("train:other", "d", ttl=60)  # one lease per name
 
 
+def test_a_worker_replaces_only_its_own_dead_holders(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Containers on the host's network share its hostname, not their process ids: a worker named by
+    DOCTUNE_WORKER_NAME judges only holders of that name, so it never takes a live lease of another container for
+    a pid that merely does not exist in its own."""
+    import subprocess
+
+    from doctune.errors import DoctuneError
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid no longer exists here
+    monkeypatch.setenv("DOCTUNE_WORKER_NAME", "gpu-worker")
+
+    def hold() -> str:
+        with registry.exclusive("train:acme", 60, busy="held", why="retry later", on_lost=lambda: None):
+            return registry.lease("train:acme").holder  # type: ignore[union-attr]
+
+    assert registry.acquire_lease("train:acme", f"default-worker:{dead.pid}:0000", ttl=60)
+    with pytest.raises(DoctuneError, match="held"):
+        hold()
+    registry.release_lease("train:acme", f"default-worker:{dead.pid}:0000")
+    assert registry.acquire_lease("train:acme", f"gpu-worker:{dead.pid}:0000", ttl=60)  # this worker's, before
+    assert hold().startswith("gpu-worker:")  # a dead holder of its own is replaced at once
+    assert registry.lease("train:acme") is None
+
+
 @pytest.mark.integration
 def test_the_registry_survives_a_postgres_restart(postgres_url: str, tmp_path: Path) -> None:
     """Every connection of the pool dies (what a server restart does to clients): the next call reconnects, and the

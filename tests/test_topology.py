@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import POSTGRES_ADMIN, REPO, terminate_connections, tiny_library
+from conftest import ARTIFACTS, POSTGRES_ADMIN, REPO, task_seconds, terminate_connections, tiny_library
 from cryptography.fernet import Fernet
 from openai import OpenAI
 from polling import wait_for
@@ -365,6 +365,9 @@ def test_retrain_through_the_api_runs_training_on_the_gpu_worker(stack: Stack) -
         "deploy": default,
     }
     assert {tis[t]["queue"] for t in ("train", "evaluate")} == {WORKER_QUEUES["airflow-worker-gpu"]}
+    # The same run in containers (tests/test_stack.py, `make stack-test`) is compared against these.
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "topology-run.json").write_text(json.dumps(task_seconds(tis), indent=2))
 
     registry = Registry.open(stack.settings)
     assert registry.aliases()[LIB] == f"{LIB}@v1"

@@ -29,12 +29,19 @@ from doctune.registry.tables import Lease
 log = logging.getLogger(__name__)
 
 
+def this_host() -> str:
+    """The "host" of a lease holder: the worker's name where one is set (DOCTUNE_WORKER_NAME, also the hostname
+    Airflow reports for its tasks), else the machine's. Containers on the host's network share its hostname but not
+    their process ids, so a hostname alone would let one container take another's live lease for a dead pid."""
+    return os.environ.get("DOCTUNE_WORKER_NAME") or socket.gethostname()
+
+
 def _dead_here(holder: str) -> bool:
     """Whether ``holder`` ("host:pid:nonce") is a process of this host that no longer exists: its lease is stale at
     once (a kill -9 here), without waiting for it to expire. A reused pid only makes us wait for the expiry."""
     host, _, rest = holder.partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != this_host() or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
@@ -77,7 +84,7 @@ class Leases:
         the renewing thread) if it is lost, so the holder can stop. Raises DoctuneError ("<busy> (<holder>, <n> s
         left unless renewed): <why>") when someone else holds it. A holder that is a dead process of this host
         is replaced at once."""
-        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        holder = f"{this_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         if not self._take_lease(name, holder, ttl):
             other = self.lease(name)
             left = f"{other.expires_at - time.time():.0f} s" if other else "a moment"
