@@ -3,6 +3,8 @@ here, before any test module imports either of them."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -172,3 +174,11 @@ def task_seconds(task_instances: dict[str, dict[str, Any]]) -> dict[str, float]:
         return round((end - start).total_seconds(), 1)
 
     return {task: seconds(ti) for task, ti in task_instances.items() if ti.get("start_date") and ti.get("end_date")}
+
+
+def task_log_event(line: str) -> str:
+    """An Airflow task log line (JSON) as its time and event, cut short, for a failure message."""
+    with contextlib.suppress(ValueError, TypeError):
+        record = json.loads(line)
+        return f"{record.get('timestamp', '')[11:19]} {record.get('event', '')}"[:300]
+    return line[:300]

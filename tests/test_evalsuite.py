@@ -220,6 +220,15 @@ def test_extract_code() -> None:
     assert extract_code("no code at all here!") == "no code at all here!"
 
 
+def test_an_answer_with_a_null_byte_scores_instead_of_failing_the_evaluation(
+    questions: dict[str, ApiQuestion],
+) -> None:
+    """A small model's answer held a NUL once (seen in the compose stack's evaluate task): Python 3.11 rejects
+    it with ValueError, which must score the answer as not parsing, not fail the whole evaluation."""
+    answer = "```python\nlk.nibble(\x00)\n```"
+    assert extract_code(answer) and all(0 <= score_api(question, answer) <= 1 for question in questions.values())
+
+
 # -- hallucinated names --------------------------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import ARTIFACTS, REPO, task_seconds, tiny_library
+from conftest import ARTIFACTS, REPO, task_log_event, task_seconds, tiny_library
 from cryptography.fernet import Fernet
 from openai import OpenAI
 from polling import wait_for
@@ -89,6 +89,9 @@ class Stack:
         if run_id and self.token:
             for task_id, ti in self.task_instances(run_id).items():
                 lines.append(f"task {task_id}: {ti['state']} (try {ti['try_number']}, on {ti['hostname'] or '-'})")
+                if ti["state"] in ("running", "up_for_retry", "queued", "failed"):
+                    events = self.task_log(run_id, task_id, ti["try_number"]).splitlines()[-12:]
+                    lines += [f"  | {task_log_event(line)}" for line in events]
         for service in self.services():
             name, state, health = service.get("Service"), service.get("State"), service.get("Health") or "-"
             lines.append(f"service {name}: {state}, health {health}, exit code {service.get('ExitCode')}")

@@ -25,7 +25,15 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ARTIFACTS, POSTGRES_ADMIN, REPO, task_seconds, terminate_connections, tiny_library
+from conftest import (
+    ARTIFACTS,
+    POSTGRES_ADMIN,
+    REPO,
+    task_log_event,
+    task_seconds,
+    terminate_connections,
+    tiny_library,
+)
 from cryptography.fernet import Fernet
 from openai import OpenAI
 from polling import wait_for
@@ -50,14 +58,6 @@ ADMIN = ("admin", "topology-test")
 NIGHTLY = f"0 {(time.gmtime().tm_hour + 12) % 24} * * *"
 # Worker service -> (name it reports as a task's hostname, its log server port: two workers share this host).
 WORKERS = {"airflow-worker": ("default-worker", 18793), "airflow-worker-gpu": ("gpu-worker", 18794)}
-
-
-def _event(line: str) -> str:
-    """A task log line (JSON) as its time and event, cut short."""
-    with contextlib.suppress(ValueError, TypeError):
-        record = json.loads(line)
-        return f"{record.get('timestamp', '')[11:19]} {record.get('event', '')}"[:300]
-    return line[:300]
 
 
 def _session_pids(sid: int) -> list[int]:
@@ -183,7 +183,7 @@ class Stack:
             lines.append(f"task {task_id}: {ti['state']} (try {ti['try_number']}, on {ti['hostname'] or '-'})")
             if ti["state"] in ("running", "up_for_retry", "queued", "failed"):
                 events = self.task_log(run_id, task_id, ti["try_number"]).splitlines()[-15:]
-                lines += [f"  | {_event(line)}" for line in events]
+                lines += [f"  | {task_log_event(line)}" for line in events]
         for service, process in self.processes.items():
             if process.poll() is not None:
                 tail = (self.root / f"{service}.log").read_text(errors="replace").splitlines()[-15:]

@@ -103,6 +103,8 @@ def code_problem(row: dict[str, Any]) -> str | None:
             ast.parse("\n".join(lines))
         except SyntaxError as exc:
             return f"answer code does not parse: line {exc.lineno}: {exc.msg}"
+        except (ValueError, RecursionError, MemoryError) as exc:  # a null byte (before Python 3.12), too deep
+            return f"answer code does not parse: {type(exc).__name__}"
     return None
 
 

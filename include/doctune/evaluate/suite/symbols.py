@@ -64,7 +64,9 @@ def _plain(summary: str) -> str:
 
 
 def parse_or_none(code: str) -> ast.Module | None:
+    """The module ``code`` parses to, or None: a model's answer may be anything, a null byte included (which
+    Python before 3.12 rejects with ValueError, not SyntaxError), and too deep to parse."""
     try:
         return ast.parse(code)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
