@@ -171,12 +171,13 @@ def _test_override(root: Path, repo: Path, libraries: Path) -> dict[str, Any]:
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
     }
-    # Health checked every 5 s instead of 30 (each start waits for those it depends on), 60 times: 5 minutes to come up.
-    quick = {"healthcheck": {"interval": "5s", "retries": 60}}
-    services: dict[str, Any] = {name: {"volumes": mounts, "environment": env} | quick for name in DOCTUNE_SERVICES}
-    services |= {name: quick for name in ("postgres", "redis", "vllm")}
-    services["airflow-init"].pop("healthcheck")  # a one-shot service has none
+    services: dict[str, Any] = {name: {"volumes": mounts, "environment": env} for name in DOCTUNE_SERVICES}
     services["airflow-worker-gpu"]["environment"] = env | {"AIRFLOW__CELERY__WORKER_CONCURRENCY": "1"}
+    # The services others wait for are checked every 5 s instead of 30, 60 times (5 minutes to come up). Only those
+    # whose check is cheap (curl, pg_isready, redis-cli): the scheduler's, dag-processor's, triggerer's and workers'
+    # checks start the Airflow or Celery CLI, seconds of CPU each, and every 5 s they took most of the 2 cores.
+    for name in ("postgres", "redis", "vllm", "airflow-apiserver", "gateway", "console", "tensorboard"):
+        services.setdefault(name, {})["healthcheck"] = {"interval": "5s", "retries": 60}
     return {"services": services}
 
 
