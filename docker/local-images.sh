@@ -45,7 +45,10 @@ if ! docker info > /dev/null 2>&1; then
         kill $! 2> /dev/null || true
         wait $! 2> /dev/null || true
     done
-    docker info > /dev/null 2>&1 || die "dockerd did not start; its log: ${STACK_DIR}/dockerd.log"
+    if ! docker info > /dev/null 2>&1; then
+        tail -20 "${STACK_DIR}/dockerd.log" >&2
+        die "dockerd did not start; its log: ${STACK_DIR}/dockerd.log"
+    fi
 fi
 log "engine: $(docker info --format '{{.ServerVersion}}, storage {{.Driver}}')"
 
