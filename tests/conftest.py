@@ -43,10 +43,18 @@ ARTIFACTS = Path(os.environ.get("DOCTUNE_TEST_ARTIFACTS") or REPO / "test-artifa
 FIGURES: dict[str, str] = {}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """After the shuffle (pytest-randomly, whose hook runs first): a ``scenario`` module's tests go back to the order
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``stack`` tests are deselected unless ``make stack-test`` asks for them (DOCTUNE_STACK_TEST=1): they need the
+    images it builds first, and CI runs them that way, after the suite.
+
+    After the shuffle (pytest-randomly, whose hook runs first): a ``scenario`` module's tests go back to the order
     they are written in, in the place the shuffle gave the module. Its steps share a stack that takes minutes to
     start, and a later step starts from what an earlier one left (the first retrain makes v1 production)."""
+    if os.environ.get("DOCTUNE_STACK_TEST") != "1":
+        stack = [item for item in items if item.get_closest_marker("stack")]
+        if stack:
+            config.hook.pytest_deselected(items=stack)
+            items[:] = [item for item in items if not item.get_closest_marker("stack")]
     by_module: dict[str, list[int]] = {}
     for index, item in enumerate(items):
         if item.get_closest_marker("scenario"):

@@ -1,17 +1,16 @@
 """The compose stack, for real: the production docker-compose.yaml with its CPU override, in containers.
 
-``make stack-test`` builds the images (docker/local-images.sh) and runs this module; plain ``pytest`` skips it,
-because without those images there is nothing to start. What a user does, in order: log in to Airflow's REST API,
-trigger the retrain DAG with parameters (PostgreSQL's container restarts between two tasks), ask the gateway's
-stable name, kill the GPU worker's container mid-training (the retry resumes from the checkpoint), restart vLLM's
-container (the gateway reloads the adapters and answers), open the console and roll back. Every failure prints
-the state of each service and the last log lines of those that are not healthy.
+``make stack-test`` builds the images (docker/local-images.sh) and runs this module; plain ``pytest`` deselects it
+(the ``stack`` marker), because without those images there is nothing to start. What a user does, in order: log
+in to Airflow's REST API, trigger the retrain DAG with parameters (PostgreSQL's container restarts during
+training), ask the gateway's stable name, kill the GPU worker's container mid-training (the retry resumes from the
+checkpoint), restart vLLM's container (the gateway reloads the adapters and answers), open the console and roll
+back. Every failure prints the state of each service and the last log lines of those that are not healthy.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import shutil
@@ -34,15 +33,7 @@ from demo import prepare_demo_repo
 from doctune.config import Settings
 from doctune.registry import Registry
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.integration,
-    pytest.mark.scenario,
-    pytest.mark.skipif(
-        os.environ.get("DOCTUNE_STACK_TEST") != "1",
-        reason="the compose stack runs with `make stack-test`, which builds its images first",
-    ),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.scenario, pytest.mark.stack]
 
 LIB = "stacklib"
 DAG = f"doctune_retrain__{LIB}"
