@@ -41,6 +41,17 @@ POSTGRES_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 ARTIFACTS = Path(os.environ.get("DOCTUNE_TEST_ARTIFACTS") or REPO / "test-artifacts")
 # Figures tests measure (DAG parse time per file), printed at the end of the run rather than asserted.
 FIGURES: dict[str, str] = {}
+# The first retrain of both deployments, as processes (test_topology) and in containers (test_stack): the same form
+# values on the demo library's corpus, every training parameter that differs between their configs given, so that
+# the two runs' task times compare (they are written to ARTIFACTS and benchmarks/results/stack.json).
+COMPARED_RETRAIN: dict[str, Any] = {
+    "max_steps": 30,
+    "learning_rate": 1e-3,
+    "batch_size": 4,
+    "lora_rank": 8,
+    "lora_alpha": 16,
+    "max_seq_length": 256,
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -182,6 +193,15 @@ def task_seconds(task_instances: dict[str, dict[str, Any]]) -> dict[str, float]:
         return round((end - start).total_seconds(), 1)
 
     return {task: seconds(ti) for task, ti in task_instances.items() if ti.get("start_date") and ti.get("end_date")}
+
+
+def compared_run(task_instances: dict[str, dict[str, Any]], dataset: Any) -> dict[str, Any]:
+    """A COMPARED_RETRAIN run's figures: its form values, its dataset's size and each task's wall time."""
+    return {
+        "conf": COMPARED_RETRAIN,
+        "dataset": {"n_train": dataset.n_train, "n_eval": dataset.n_eval},
+        "task_s": task_seconds(task_instances),
+    }
 
 
 def task_log_event(line: str) -> str:

@@ -1,11 +1,13 @@
 """The CLI as a user runs it: bad input gets one line naming the problem and the fix, and a non-zero exit."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from demo import edit_demo_docs
 from doctune.config import LibraryConfig, Settings, write_library
@@ -104,3 +106,32 @@ def test_train_run_shows_progress_with_step_loss_and_eta(settings: Settings, lib
     assert "adapter v1: 6 steps" in result.stdout
     bar = [line for line in result.stderr.splitlines() if "training ledgerkite" in line]
     assert bar and "6/6 steps, loss" in bar[-1] and "ETA" in bar[-1]
+
+
+def test_the_demo_installs_into_a_deployment_once_and_keeps_a_users_config(tmp_path: Path) -> None:
+    # What docker-compose.cpu.yaml's demo-init service runs: `python -m demo.install` from a checkout.
+    home, libraries = tmp_path / "volume", tmp_path / "libraries"
+    env = {**os.environ, "DOCTUNE_HOME": str(home), "DOCTUNE_LIBRARIES_DIR": str(libraries), "COLUMNS": "250"}
+
+    def install() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "demo.install"], capture_output=True, text=True, env=env, timeout=120, check=True
+        )
+        return done.stdout
+
+    assert "wrote" in install()
+    installed = LibraryConfig.model_validate(yaml.safe_load((libraries / "ledgerkite.yaml").read_text()))
+    repo = home / "demo" / "ledgerkite"
+    assert installed.repo_url == repo.as_uri() and installed.base_model == "tiny-llama"
+    assert installed.train.max_steps == 60  # the tiny-llama preset
+    assert (repo / "ledgerkite" / "reports.py").is_file()
+    assert subprocess.run(["git", "-C", str(repo), "log", "--oneline"], capture_output=True, text=True).stdout
+
+    # The user's edit survives a second start, and a volume emptied since gets the repository back.
+    edited = (libraries / "ledgerkite.yaml").read_text().replace("max_steps: 60", "max_steps: 90")
+    assert "max_steps: 90" in edited
+    (libraries / "ledgerkite.yaml").write_text(edited)
+    shutil.rmtree(home)
+    assert "kept" in install()
+    assert (libraries / "ledgerkite.yaml").read_text() == edited
+    assert (repo / ".git").is_dir()

@@ -362,7 +362,7 @@ def _cpu_services() -> dict[str, dict[str, Any]]:
 
 def test_cpu_override_reserves_no_gpu_and_runs_every_service_on_the_host_network() -> None:
     services = _cpu_services()
-    assert set(services) == set(_services()) | {"model-init"}
+    assert set(services) == set(_services()) | {"model-init", "demo-init"}
     for name, service in services.items():
         assert "deploy" not in service, f"{name} still reserves a GPU"
         assert service.get("network_mode") == "host" and not service.get("ports"), name
@@ -393,3 +393,19 @@ def test_cpu_override_points_every_doctune_url_at_its_own_ports() -> None:
     assert services["airflow-worker"]["environment"]["AIRFLOW__CELERY__BROKER_URL"] == "redis://:@redis:16379/0"
     ports = {services[name]["environment"]["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] for name in WORKER_QUEUES}
     assert len(ports) == 2, "two workers on one host need two log server ports"
+
+
+def test_cpu_override_installs_the_demo_library_from_the_checkout() -> None:
+    services = _cpu_services()
+    init = services["demo-init"]
+    assert init["command"] == ["python", "-m", "demo.install"]
+    mounts = {m["target"]: m for m in init["volumes"]}
+    # `python -m` imports demo/ from the working directory, and demo/repo.py finds the library beside it.
+    checkout = Path(mounts[f"{init['working_dir']}/demo"]["source"])
+    assert checkout == ROOT / "demo" and mounts[f"{init['working_dir']}/demo"].get("read_only")
+    assert Path(mounts[f"{init['working_dir']}/include/demo_library"]["source"]) == ROOT / "include" / "demo_library"
+    # It writes the config where every service reads the libraries from, and the repository onto the shared volume.
+    libraries = services["airflow-dag-processor"]["environment"]["DOCTUNE_LIBRARIES_DIR"]
+    assert mounts[libraries]["source"] == str(ROOT / "libraries") and not mounts[libraries].get("read_only")
+    assert mounts["/opt/doctune"]["source"] == "doctune-data"
+    assert services["airflow-dag-processor"]["depends_on"]["demo-init"]["condition"] == "service_completed_successfully"

