@@ -6,6 +6,7 @@ It runs from a doctune checkout (``make demo`` runs ``python -m demo``) and is n
 - ``pipeline``: the demo's library config and the retrain DAG run through Airflow's CLI.
 - ``report``: the summary printed at the end, with one question asked live.
 - ``__main__``: ``python -m demo``, the command line.
+- ``install``: ``python -m demo.install``, the demo installed into a deployment (the CPU stack's demo-init).
 """
 
 from demo.pipeline import PRESETS, airflow_env, demo_library, run_airflow, run_pipeline

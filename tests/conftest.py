@@ -196,10 +196,11 @@ def task_seconds(task_instances: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 
 def compared_run(task_instances: dict[str, dict[str, Any]], dataset: Any) -> dict[str, Any]:
-    """A COMPARED_RETRAIN run's figures: its form values, its dataset's size and each task's wall time."""
+    """A COMPARED_RETRAIN run's figures: its form values, its dataset (the demo repository's commit, which is the same
+    everywhere, and its size) and each task's wall time."""
     return {
         "conf": COMPARED_RETRAIN,
-        "dataset": {"n_train": dataset.n_train, "n_eval": dataset.n_eval},
+        "dataset": {"commit": dataset.commit, "n_train": dataset.n_train, "n_eval": dataset.n_eval},
         "task_s": task_seconds(task_instances),
     }
 
